@@ -1,0 +1,1 @@
+"""Tiered caching: process memory, Redis and a database table (see docs/cache.rst)."""

@@ -1,0 +1,82 @@
+"""System checks for django-perf: ``django_perf.E0xx`` errors and ``django_perf.W0xx`` warnings.
+
+Each check explains what is wrong and what to install or change; ``manage.py
+check`` runs them, as does every management command that checks the project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from .conf import perf_settings
+
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def module_available(name: str) -> bool:
+    """Whether ``name`` can be imported in this environment."""
+    try:
+        import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+def _strings_in(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings_in(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings_in(item)
+
+
+def cache_needs_django_redis(config: dict[str, Any]) -> bool:
+    """A django-redis backend, or a django-perf backend with a Redis URL anywhere in its config."""
+    backend = config.get("BACKEND", "")
+    if backend.startswith("django_redis."):
+        return True
+    if backend.startswith("django_perf."):
+        found = _strings_in([config.get("LOCATION"), config.get("OPTIONS")])
+        return any(s.startswith(REDIS_URL_SCHEMES) for s in found)
+    return False
+
+
+@checks.register(checks.Tags.caches)
+def check_redis_client(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E001: a cache talks to Redis but django-redis, which django-perf uses for it, is missing."""
+    if module_available("django_redis"):
+        return []
+    return [
+        checks.Error(
+            f"The cache {alias!r} uses Redis, but django-redis is not installed.",
+            hint='Install the Redis extra: pip install "django-perf[redis]".',
+            obj=f"CACHES[{alias!r}]",
+            id="django_perf.E001",
+        )
+        for alias, config in settings.CACHES.items()
+        if cache_needs_django_redis(config)
+    ]
+
+
+@checks.register()
+def check_strict_in_production(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W001: STRICT turns cache outages into server errors; it belongs in development only."""
+    if perf_settings.STRICT and not settings.DEBUG:
+        return [
+            checks.Warning(
+                "DJANGO_PERF['STRICT'] is on while DEBUG is off: a cache tier that goes down "
+                "will raise in your views instead of becoming a cache miss.",
+                hint="Set DJANGO_PERF['STRICT'] = False in production settings.",
+                obj="settings.DJANGO_PERF",
+                id="django_perf.W001",
+            )
+        ]
+    return []

@@ -1,0 +1,175 @@
+"""One validated view of ``settings.DJANGO_PERF``: every key, its default and its type.
+
+Code reads ``perf_settings.SOME_KEY``. The user's dict is checked once, at
+startup (``AppConfig.ready``) and again whenever a test overrides it, so a
+typo or a wrong type fails loudly with the key's name instead of being ignored.
+The settings reference in the docs is generated from ``SETTINGS`` below.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+__all__ = ["SETTINGS", "PerfSettings", "Setting", "perf_settings"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``DJANGO_PERF`` key: its default, what values it accepts, and what it does."""
+
+    name: str
+    default: Any
+    expected: str  # what a valid value looks like, as shown in error messages and docs
+    accepts: Callable[[Any], bool]
+    help: str
+    section: str = "General"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def boolean(name: str, default: bool, help: str, **kw: Any) -> Setting:
+    return Setting(name, default, "True or False", lambda v: isinstance(v, bool), help, **kw)
+
+
+def number(
+    name: str,
+    default: float | None,
+    help: str,
+    *,
+    minimum: float = 0,
+    exclusive: bool = True,
+    integer: bool = False,
+    allow_none: bool = False,
+    unit: str = "",
+    **kw: Any,
+) -> Setting:
+    """A number (or integer) above ``minimum`` (at or above it when not ``exclusive``)."""
+    kind = "an integer" if integer else "a number"
+    bound = f"greater than {minimum}" if exclusive else f"at least {minimum}"
+    expected = f"{kind}{' of ' + unit if unit else ''} {bound}" + (" or None" if allow_none else "")
+
+    def accepts(value: Any) -> bool:
+        if value is None:
+            return allow_none
+        if not _is_number(value) or (integer and not isinstance(value, int)):
+            return False
+        return value > minimum if exclusive else value >= minimum
+
+    return Setting(name, default, expected, accepts, help, **kw)
+
+
+def choice(name: str, default: str, choices: Iterable[str], help: str, **kw: Any) -> Setting:
+    options = tuple(choices)
+    expected = "one of " + ", ".join(repr(c) for c in options)
+    return Setting(name, default, expected, lambda v: v in options, help, **kw)
+
+
+def text(
+    name: str, default: str | None, help: str, *, allow_none: bool = False, **kw: Any
+) -> Setting:
+    expected = "a string" + (" or None" if allow_none else "")
+
+    def accepts(value: Any) -> bool:
+        return isinstance(value, str) or (allow_none and value is None)
+
+    return Setting(name, default, expected, accepts, help, **kw)
+
+
+def strings(name: str, default: tuple[str, ...], help: str, **kw: Any) -> Setting:
+    def accepts(value: Any) -> bool:
+        return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+
+    return Setting(name, default, "a list of strings", accepts, help, **kw)
+
+
+# Every DJANGO_PERF key. Each capability keeps its keys together in its own block.
+SETTINGS: tuple[Setting, ...] = (
+    # --- General -------------------------------------------------------------
+    boolean(
+        "STRICT",
+        False,
+        "Re-raise errors that django-perf otherwise absorbs (a cache tier that is down, "
+        "a metrics flush that fails). Meant for development and tests; in production a "
+        "cache outage should be a miss, not an error page.",
+    ),
+    # --- Cache ---------------------------------------------------------------
+    # --- Database --------------------------------------------------------------
+    # --- Streaming -------------------------------------------------------------
+    # --- Monitoring ------------------------------------------------------------
+)
+
+
+class PerfSettings:
+    """``settings.DJANGO_PERF`` merged over the defaults, validated as a whole.
+
+    Attribute access is plain instance-attribute lookup once loaded, so reading
+    a setting on a hot path costs no more than reading any attribute.
+    """
+
+    def __init__(self, specs: Iterable[Setting] = SETTINGS) -> None:
+        self._specs = {spec.name: spec for spec in specs}
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when the attribute is missing: not loaded yet, or not a setting.
+        if name.startswith("_") or name not in self._specs:
+            raise AttributeError(f"{name!r} is not a django-perf setting")
+        self.validate()
+        return self.__dict__[name]
+
+    def validate(self, user_settings: Any = None) -> None:
+        """Load and check the user's settings; raise ``ImproperlyConfigured`` naming the key."""
+        if user_settings is None:
+            from django.conf import settings
+
+            user_settings = getattr(settings, "DJANGO_PERF", None) or {}
+        self.__dict__.update(self.resolve(user_settings))
+
+    def reload(self) -> None:
+        """Forget loaded values; the next access reads ``settings.DJANGO_PERF`` again."""
+        for name in self._specs:
+            self.__dict__.pop(name, None)
+
+    def resolve(self, user_settings: Any) -> dict[str, Any]:
+        """Return every setting's value: the user's where given, else the default."""
+        if not isinstance(user_settings, Mapping):
+            raise ImproperlyConfigured(
+                "settings.DJANGO_PERF must be a dict of django-perf settings, got "
+                f"{type(user_settings).__name__}."
+            )
+        for key in user_settings:
+            if key not in self._specs:
+                raise ImproperlyConfigured(self._unknown_key_message(key))
+        values = {}
+        for name, spec in self._specs.items():
+            value = user_settings.get(name, spec.default)
+            if not spec.accepts(value):
+                raise ImproperlyConfigured(
+                    f"DJANGO_PERF[{name!r}] must be {spec.expected}; "
+                    f"got {value!r} ({type(value).__name__})."
+                )
+            values[name] = value
+        return values
+
+    def _unknown_key_message(self, key: Any) -> str:
+        message = f"DJANGO_PERF[{key!r}] is not a django-perf setting."
+        if isinstance(key, str):
+            close = difflib.get_close_matches(key.upper(), self._specs, n=1)
+            if close:
+                message += f" Did you mean {close[0]!r}?"
+        return message + " The settings reference in the docs lists every key."
+
+
+perf_settings = PerfSettings()
+
+
+def reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    """``setting_changed`` receiver: re-read and re-check DJANGO_PERF when a test overrides it."""
+    if setting == "DJANGO_PERF":
+        perf_settings.reload()

@@ -1,0 +1,1 @@
+"""PostgreSQL write and read paths the ORM leaves slow: bulk writes, batched reads, pools."""

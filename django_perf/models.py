@@ -1,0 +1,1 @@
+"""Database models owned by django-perf (cache table, metrics store) live here."""

@@ -1,0 +1,1 @@
+"""Request, system and memory metrics gathered across every worker process."""
