@@ -1,0 +1,1 @@
+"""The demo domain: authors write articles, readers comment, and page events are recorded."""

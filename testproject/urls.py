@@ -1,0 +1,10 @@
+"""URLs of the test project: the blog, the admin and django-perf's own endpoints."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("perf/", include("django_perf.urls")),
+    path("", include("testproject.blog.urls")),
+]
