@@ -1,0 +1,32 @@
+"""Test settings: the test project on a real database chosen by ``DJANGO_PERF_TEST_DB``.
+
+``postgres`` (the default) uses ``DJANGO_PERF_TEST_DATABASE_URL`` or starts an
+embedded PostgreSQL; ``sqlite`` uses a file database, so that server processes
+started by the tests see the same data as the test itself.
+"""
+
+import os
+
+from testproject.dburl import database_from_url
+from testproject.settings import *  # noqa: F403
+from testproject.settings import BASE_DIR
+from tests.support.servers import servers
+
+TEST_DB = os.environ.get("DJANGO_PERF_TEST_DB", "postgres")
+
+if TEST_DB == "postgres":
+    DATABASES = {"default": database_from_url(servers.postgres_url(), BASE_DIR)}
+elif TEST_DB == "sqlite":
+    _db_file = str(servers.scratch_folder() / "test.sqlite3")
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _db_file,
+            "TEST": {"NAME": _db_file},
+        }
+    }
+else:
+    raise RuntimeError(f"DJANGO_PERF_TEST_DB must be 'postgres' or 'sqlite', not {TEST_DB!r}")
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DEBUG = False

@@ -1,0 +1,144 @@
+"""The test project: DATABASE_URL parsing, demo data, and the ``demo`` command."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+
+from testproject.blog.models import Article, Comment, Event
+from testproject.blog.seed import SeedSize, seed
+from testproject.dburl import database_from_url
+from tests.support.env import ROOT
+from tests.support.servers import free_port, wait_for_port
+
+BASE = Path("/srv/app")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgresql://bob:s%3Acret@db.example:6543/shop?sslmode=require",
+            {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": "shop",
+                "USER": "bob",
+                "PASSWORD": "s:cret",
+                "HOST": "db.example",
+                "PORT": "6543",
+                "OPTIONS": {"sslmode": "require"},
+            },
+        ),
+        (
+            "postgres:///app?host=/var/run/postgresql",
+            {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": "app",
+                "USER": "",
+                "PASSWORD": "",
+                "HOST": "/var/run/postgresql",
+                "PORT": "",
+                "OPTIONS": {},
+            },
+        ),
+        (
+            "sqlite:///db.sqlite3",
+            {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/app/db.sqlite3"},
+        ),
+        ("sqlite:////tmp/x.db", {"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/x.db"}),
+        ("sqlite://:memory:", {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}),
+    ],
+)
+def test_database_from_url(url, expected):
+    assert database_from_url(url, BASE) == expected
+
+
+def test_an_unsupported_database_url_names_the_scheme():
+    with pytest.raises(ImproperlyConfigured, match="scheme 'mysql' is not supported"):
+        database_from_url("mysql://u@h/db", BASE)
+
+
+@pytest.mark.django_db
+def test_seed_creates_the_demo_rows_once():
+    size = SeedSize(authors=5, articles=50, comments=120, events=80)
+    added = seed(size)
+    assert added == {"authors": 5, "tags": 15, "articles": 50, "comments": 120, "events": 80}
+    assert Article.objects.count() == 50
+    assert Article.tags.through.objects.count() >= 50
+    assert seed(size) == {}
+    assert (Article.objects.count(), Comment.objects.count(), Event.objects.count()) == (
+        50,
+        120,
+        80,
+    )
+
+
+@pytest.mark.django_db
+def test_demo_sets_up_without_serving_and_never_duplicates(monkeypatch, capsys):
+    monkeypatch.setenv("DJANGO_PERF_DEMO_PASSWORD", "open-sesame")
+    call_command("demo", no_serve=True)
+    first = capsys.readouterr().out
+    assert (
+        "Seeded demo data: 40 authors, 15 tags, 2000 articles, 6000 comments, 5000 events." in first
+    )
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser
+    assert admin.check_password("open-sesame")
+
+    monkeypatch.delenv("DJANGO_PERF_DEMO_PASSWORD")
+    call_command("demo", no_serve=True)
+    second = capsys.readouterr().out
+    assert "Demo data already present; nothing added." in second
+    assert "password is unchanged" in second
+    assert Article.objects.count() == 2000
+    assert get_user_model().objects.filter(username="admin").count() == 1
+    admin.refresh_from_db()
+    assert admin.check_password("open-sesame")
+
+
+@pytest.mark.django_db
+def test_demo_reset_password_prints_a_new_working_password(capsys):
+    call_command("demo", no_serve=True)
+    call_command("demo", no_serve=True, reset_password=True)
+    out = capsys.readouterr().out
+    password = re.findall(r"Admin login: admin / (\S+)", out)[-1]
+    assert get_user_model().objects.get(username="admin").check_password(password)
+
+
+@pytest.mark.sqlite
+def test_demo_command_serves_the_site_on_a_fresh_sqlite_database(tmp_path):
+    """The README's first command, as a new user runs it: no settings, no servers."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "testproject.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+    }
+    env.pop("REDIS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, timeout=60, process=process)
+        home = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        login = httpx.get(f"http://127.0.0.1:{port}/admin/login/", timeout=10)
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert home.status_code == 200
+    assert home.text.count('<li><a href="/articles/') == 20
+    assert login.status_code == 200
+    assert "Admin login: admin / " in output
+    assert f"Serving on http://127.0.0.1:{port}/" in output
