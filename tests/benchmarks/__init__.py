@@ -1,0 +1,1 @@
+"""Measured comparisons with the baselines django-perf replaces (``python -m tests.benchmarks``)."""
