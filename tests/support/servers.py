@@ -172,6 +172,8 @@ class PostgresServer:
         system_user = "embedded_postgres"
         ensure_user_exists(system_user)
         readable = stat.S_IRGRP | stat.S_IROTH
+        # The server's user must reach the binaries (e.g. in a venv under a 0700 mktemp folder).
+        ensure_prefix_permissions(self.bin)
         ensure_prefix_permissions(self.folder)
         ensure_folder_permissions(self.bin, readable | stat.S_IXGRP | stat.S_IXOTH)
         ensure_folder_permissions(self.bin.parent / "lib", readable)
