@@ -49,6 +49,9 @@ def cache_needs_django_redis(config: dict[str, Any]) -> bool:
     return False
 
 
+# --- General (E001-E099, W001-W099) -------------------------------------------
+
+
 @checks.register(checks.Tags.caches)
 def check_redis_client(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E001: a cache talks to Redis but django-redis, which django-perf uses for it, is missing."""
@@ -80,3 +83,12 @@ def check_strict_in_production(app_configs: Any = None, **kwargs: Any) -> list[c
             )
         ]
     return []
+
+
+# --- Cache and invalidation (E100-E199, W100-W199) -----------------------------
+
+# --- Database (E200-E299, W200-W299) -------------------------------------------
+
+# --- Streaming (E300-E399, W300-W399) ------------------------------------------
+
+# --- Monitoring and admin (E400-E499, W400-W499) -------------------------------

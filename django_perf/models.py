@@ -1,1 +1,6 @@
-"""Database models owned by django-perf (cache table, metrics store) live here."""
+"""Database models owned by django-perf.
+
+Each capability defines its models in its own folder (``cache/models.py``,
+``monitoring/models.py``) and they are imported here, so that Django finds
+them and ``makemigrations django_perf`` sees them.
+"""
