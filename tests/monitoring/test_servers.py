@@ -77,8 +77,25 @@ def wait_for_counts(env: dict[str, str], expected: dict[str, int], timeout: floa
         time.sleep(0.5)
 
 
+TOKEN = "a-test-token-for-the-metrics-endpoint"
+
+
+def scraped_requests(url: str) -> dict[str, int]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(url + "/perf/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    found: dict[str, int] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "django_perf_http_requests_total":
+                route = sample.labels["route"]
+                found[route] = found.get(route, 0) + int(sample.value)
+    return found
+
+
 def environment(server_env: dict[str, str], store: str, redis_url: str | None, **extra) -> dict:
-    env = {**server_env, "METRICS_SYSTEM_INTERVAL": "1", **extra}
+    env = {**server_env, "METRICS_SYSTEM_INTERVAL": "1", "METRICS_TOKEN": TOKEN, **extra}
     if store == "redis":
         env["METRICS_REDIS_URL"] = redis_url
     return env
@@ -114,6 +131,8 @@ def test_every_workers_requests_reach_perf_stats_exactly_once(kind, store_env):
         assert rows["/monitoring/queries/<int:n>/"]["avg_queries"] == 6
         assert rows["/monitoring/queries/<int:n>/"]["n_plus_one"] == 4
         assert report["database"]["default"]["queries"] >= 24
+        # One Prometheus scrape, answered by whichever worker, sees every worker's requests.
+        assert scraped_requests(server.url) == EXPECTED
         # Both workers sample their process in the background.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
