@@ -19,17 +19,21 @@ __all__ = ["QueryLog", "current_log", "install"]
 
 
 class QueryLog:
-    """What one request asked of the databases."""
+    """What one request asked of the databases.
 
-    __slots__ = ("by_alias", "count", "ns", "statements")
+    Made for every recorded request, so making one is free: the class
+    attributes stand in until the first query gives the instance its own.
+    """
 
-    def __init__(self) -> None:
-        self.count = 0
-        self.ns = 0
-        self.by_alias: dict[str, list[int]] = {}  # alias -> [queries, nanoseconds]
-        self.statements: dict[str, int] = {}  # SQL -> times run in this request
+    count = 0
+    ns = 0
+    by_alias: dict[str, list[int]] = {}  # alias -> [queries, nanoseconds]; shared until a query
+    statements: dict[str, int] = {}  # SQL -> times run in this request
 
     def add(self, alias: str, sql: str, ns: int) -> None:
+        if not self.count:
+            self.by_alias = {}
+            self.statements = {}
         self.count += 1
         self.ns += ns
         entry = self.by_alias.get(alias)

@@ -22,12 +22,11 @@ __all__ = ["METHODS", "STATUS_CLASSES", "UNMATCHED_ROUTE", "Recorder", "get_reco
 
 UNMATCHED_ROUTE = "<unmatched>"
 METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")}
-STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
+STATUS_CLASSES = {status: f"{status // 100}xx" for status in range(100, 600)}
 
 
 def status_class(status: int) -> str:
-    index = status // 100
-    return STATUS_CLASSES[index] if 0 < index < 6 else "other"
+    return STATUS_CLASSES.get(status, "other")
 
 
 class Recorder:
