@@ -4,3 +4,7 @@ Each capability defines its models in its own folder (``cache/models.py``,
 ``monitoring/models.py``) and they are imported here, so that Django finds
 them and ``makemigrations django_perf`` sees them.
 """
+
+from .monitoring.models import MetricSeries, MetricsLease, SystemSample
+
+__all__ = ["MetricSeries", "MetricsLease", "SystemSample"]

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_perf.monitoring.PerformanceMiddleware",  # first, so it times everything below it
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,7 +69,14 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
 }
 
-DJANGO_PERF: dict = {}
+DJANGO_PERF: dict = {
+    # Monitoring: metrics go to the database, or to Redis when METRICS_REDIS_URL is set.
+    "MONITORING_REDIS_URL": os.environ.get("METRICS_REDIS_URL") or None,
+    "MONITORING_FLUSH_INTERVAL": float(os.environ.get("METRICS_FLUSH_INTERVAL", "5")),
+    "MONITORING_SYSTEM_INTERVAL": float(os.environ.get("METRICS_SYSTEM_INTERVAL", "15")),
+    "MONITORING_EXCLUDE_PATHS": ["/static/", "/favicon.ico", "/health/"],
+    "MONITORING_METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
+}
 
 AUTH_PASSWORD_VALIDATORS: list = []
 LANGUAGE_CODE = "en-us"
