@@ -4,6 +4,9 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from django_perf.monitoring.asgi import with_lifespan
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
 
-application = get_asgi_application()
+# with_lifespan: the last metrics flush runs at lifespan shutdown (uvicorn skips atexit).
+application = with_lifespan(get_asgi_application())
