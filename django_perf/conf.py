@@ -101,6 +101,27 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # --- Cache ---------------------------------------------------------------
     # --- Database --------------------------------------------------------------
+    number(
+        "BULK_COPY_MIN_ROWS",
+        10_000,
+        "From this many rows, bulk_update and bulk_upsert stage the rows in a temporary "
+        "table filled by COPY; below it they pass one array per column to a single "
+        "statement (UPDATE ... FROM unnest(...)), which needs no DDL and wins on small sets.",
+        minimum=1,
+        exclusive=False,
+        integer=True,
+        section="Database",
+    ),
+    number(
+        "BULK_BATCH_SIZE",
+        100_000,
+        "Rows per set-based statement in bulk_update and bulk_upsert; larger calls are "
+        "split into chunks of this size, all in one transaction.",
+        minimum=1,
+        exclusive=False,
+        integer=True,
+        section="Database",
+    ),
     # --- Streaming -------------------------------------------------------------
     # --- Monitoring ------------------------------------------------------------
 )

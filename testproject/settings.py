@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_perf",
     "testproject.blog",
+    "testproject.bulkdemo",
 ]
 
 MIDDLEWARE = [
