@@ -2,14 +2,20 @@
 
 from .errors import RowTypeError, RowValueError
 from .insert import bulk_insert
+from .loaders import Batcher, LoaderScope, LoaderScopeMiddleware, ModelLoader, loader_scope
 from .update import bulk_update
 from .upsert import UpsertResult, bulk_upsert
 
 __all__ = [
+    "Batcher",
+    "LoaderScope",
+    "LoaderScopeMiddleware",
+    "ModelLoader",
     "RowTypeError",
     "RowValueError",
     "UpsertResult",
     "bulk_insert",
     "bulk_update",
     "bulk_upsert",
+    "loader_scope",
 ]
