@@ -122,6 +122,15 @@ SETTINGS: tuple[Setting, ...] = (
         integer=True,
         section="Database",
     ),
+    boolean(
+        "PREPARED_STATEMENTS",
+        True,
+        "Let PreparedQuery prepare its statement on each PostgreSQL connection. Turn it "
+        "off behind a transaction pooler that does not track prepared statements "
+        "(PgBouncer before 1.21, or without max_prepared_statements): queries then run "
+        "unprepared.",
+        section="Database",
+    ),
     # --- Streaming -------------------------------------------------------------
     # --- Monitoring ------------------------------------------------------------
 )

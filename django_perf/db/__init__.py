@@ -3,6 +3,7 @@
 from .errors import RowTypeError, RowValueError
 from .insert import bulk_insert
 from .loaders import Batcher, LoaderScope, LoaderScopeMiddleware, ModelLoader, loader_scope
+from .prepared import PreparedQuery
 from .update import bulk_update
 from .upsert import UpsertResult, bulk_upsert
 
@@ -11,6 +12,7 @@ __all__ = [
     "LoaderScope",
     "LoaderScopeMiddleware",
     "ModelLoader",
+    "PreparedQuery",
     "RowTypeError",
     "RowValueError",
     "UpsertResult",
