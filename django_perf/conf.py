@@ -101,6 +101,36 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # --- Cache ---------------------------------------------------------------
     # --- Database --------------------------------------------------------------
+    number(
+        "BULK_COPY_MIN_ROWS",
+        10_000,
+        "From this many rows, bulk_update and bulk_upsert stage the rows in a temporary "
+        "table filled by COPY; below it they pass one array per column to a single "
+        "statement (UPDATE ... FROM unnest(...)), which needs no DDL and wins on small sets.",
+        minimum=1,
+        exclusive=False,
+        integer=True,
+        section="Database",
+    ),
+    number(
+        "BULK_BATCH_SIZE",
+        100_000,
+        "Rows per set-based statement in bulk_update and bulk_upsert; larger calls are "
+        "split into chunks of this size, all in one transaction.",
+        minimum=1,
+        exclusive=False,
+        integer=True,
+        section="Database",
+    ),
+    boolean(
+        "PREPARED_STATEMENTS",
+        True,
+        "Let PreparedQuery prepare its statement on each PostgreSQL connection. Turn it "
+        "off behind a transaction pooler that does not track prepared statements "
+        "(PgBouncer before 1.21, or without max_prepared_statements): queries then run "
+        "unprepared.",
+        section="Database",
+    ),
     # --- Streaming -------------------------------------------------------------
     # --- Monitoring ------------------------------------------------------------
     boolean(
