@@ -6,5 +6,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("perf/", include("django_perf.urls")),
+    path("exports/", include("testproject.blog.views_exports")),
     path("", include("testproject.blog.urls")),
 ]

@@ -79,6 +79,10 @@ class JSONBackend:
         """How to prepare a float before encoding so it comes out as ``repr()`` spells it."""
         return None
 
+    def deep_float_converter(self) -> Convert | None:
+        """``float_converter`` for floats anywhere inside dicts and lists (JSON columns)."""
+        return None
+
 
 class StdlibBackend(JSONBackend):
     """The standard library's ``json`` with ``DjangoJSONEncoder``, compact and in UTF-8."""
@@ -157,6 +161,18 @@ class OrjsonBackend(JSONBackend):
             if not math.isfinite(value):
                 return None
             return fragment(repr(value).encode())
+
+        return convert
+
+    def deep_float_converter(self) -> Convert:
+        convert_float = self.float_converter()
+
+        def convert(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {key: convert(item) for key, item in value.items()}
+            if isinstance(value, list | tuple):
+                return [convert(item) for item in value]
+            return convert_float(value)
 
         return convert
 

@@ -81,9 +81,11 @@ Convert = Callable[[Any], Any]
 
 
 def _json_converter(column: Column, backend: JSONBackend) -> Convert | None:
-    if column.kind in ("float", "other"):
-        # Floats come out as repr() spells them, whichever JSON library writes the chunk.
+    # Floats come out as repr() spells them, whichever JSON library writes the chunk.
+    if column.kind == "float":
         return backend.float_converter()
+    if column.kind in ("json", "other"):
+        return backend.deep_float_converter()
     return None
 
 
