@@ -23,6 +23,7 @@ from .bodies import (
     run_on_private_loop,
 )
 from .encoders import json_backend
+from .fastpath import copy_chunks, why_not
 from .formats import CONTENT_TYPES, check_options, framing, item_encoder, row_encoder
 from .query import plan_query
 from .rows import python_chunks
@@ -54,23 +55,37 @@ def stream_queryset(
     chunk_size: int = 2000,
     envelope: str | None = None,
     filename: str | None = None,
+    *,
+    fast_path: bool | None = None,
 ) -> StreamingHttpResponse:
     """Stream ``queryset.values(*fields)`` as a JSON array, NDJSON or CSV, with flat memory.
 
     ``request`` tells the server kind: the body is a sync iterator under WSGI and
     an async one under ASGI (reading each chunk off the event loop), so Django
     never buffers it. Rows are read ``chunk_size`` at a time through a server-side
-    cursor on PostgreSQL; the ``X-Stream-Path`` header says which path ran.
+    cursor on PostgreSQL, where the database may write the text itself (the fast
+    path, see ``fast_path``); the ``X-Stream-Path`` header says which path ran.
     ``envelope`` wraps a JSON array in an object (``{"envelope": [...]}``);
     ``filename`` makes the response a download (``Content-Disposition``).
     """
     check_options(format, envelope, chunk_size)
     plan = plan_query(queryset, fields)
-    path, reason = "python", None
+    use_fast_path = perf_settings.STREAMING_FAST_PATH if fast_path is None else fast_path
+    if use_fast_path:
+        reason = why_not(plan, format)
+    elif fast_path is False:
+        reason = "fast_path=False"
+    else:
+        reason = "DJANGO_PERF['STREAMING_FAST_PATH'] is False"
     label = f"stream_queryset({plan.queryset.model.__name__}, {format})"
-    backend = json_backend(perf_settings.STREAMING_JSON_ENCODER)
-    chunks = python_chunks(plan, row_encoder(format, plan.columns, backend), chunk_size)
-    label = f"{label} [{backend.name}]"
+    if reason is None:
+        path = "copy"
+        chunks = copy_chunks(plan, format, chunk_size)
+    else:
+        path = "python"
+        backend = json_backend(perf_settings.STREAMING_JSON_ENCODER)
+        chunks = python_chunks(plan, row_encoder(format, plan.columns, backend), chunk_size)
+        label = f"{label} [{backend.name}]"
     asgi = is_async_server(request)
     logger.debug(
         "%s: %s path under %s%s",

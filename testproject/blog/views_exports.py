@@ -80,6 +80,7 @@ def _options(request: HttpRequest) -> dict:
         "chunk_size": int(request.GET.get("chunk_size", 2000)),
         "envelope": request.GET.get("envelope") or None,
         "filename": request.GET.get("filename") or None,
+        "fast_path": False if request.GET.get("path") == "python" else None,
     }
 
 

@@ -33,11 +33,10 @@ def _json(value) -> str:
     return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False)
 
 
-def rows(fields: list[str]) -> list[dict]:
-    return [
-        {key: _finite(value) for key, value in row.items()}
-        for row in Event.objects.order_by("id").values(*fields)
-    ]
+def rows(fields: list[str], queryset=None) -> list[dict]:
+    """``queryset.values(*fields)`` (all events by id by default), NaN and infinities as None."""
+    queryset = Event.objects.order_by("id") if queryset is None else queryset
+    return [{key: _finite(value) for key, value in row.items()} for row in queryset.values(*fields)]
 
 
 def json_body(rows: list[dict], envelope: str | None = None) -> bytes:
@@ -79,8 +78,8 @@ def csv_body(rows: list[dict], fields: list[str]) -> bytes:
     return "".join(line + "\n" for line in lines).encode()
 
 
-def body(format: str, fields: list[str], envelope: str | None = None) -> bytes:
-    data = rows(fields)
+def body(format: str, fields: list[str], envelope: str | None = None, queryset=None) -> bytes:
+    data = rows(fields, queryset)
     if format == "json":
         return json_body(data, envelope)
     if format == "ndjson":
