@@ -132,6 +132,24 @@ SETTINGS: tuple[Setting, ...] = (
         section="Database",
     ),
     # --- Streaming -------------------------------------------------------------
+    boolean(
+        "STREAMING_FAST_PATH",
+        True,
+        "Let PostgreSQL write the JSON, NDJSON or CSV text of a streamed queryset itself "
+        "(COPY ... TO STDOUT) when every selected field is a plain column of a supported "
+        "type; the output is byte for byte the Python path's. False always uses the Python "
+        "path; stream_queryset(..., fast_path=False) does so for one response.",
+        section="Streaming",
+    ),
+    choice(
+        "STREAMING_JSON_ENCODER",
+        "auto",
+        ("auto", "orjson", "json"),
+        "The JSON library of the Python path: 'orjson' (fast; install django-perf[speedups]), "
+        "'json' (the standard library) or 'auto' (orjson when installed). Both write the "
+        "same bytes for queryset rows.",
+        section="Streaming",
+    ),
     # --- Monitoring ------------------------------------------------------------
     boolean(
         "MONITORING_ENABLED",

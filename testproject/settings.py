@@ -93,5 +93,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_perf": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "django_perf": {
+            "handlers": ["console"],
+            "level": os.environ.get("DJANGO_PERF_LOG_LEVEL", "INFO"),
+        }
+    },
 }
+
+# Streaming exports (testproject/blog/views_exports.py): let tests make a query slow or
+# fail mid-stream. Never on outside tests.
+EXPORT_TEST_HOOKS = os.environ.get("DJANGO_PERF_EXPORT_TEST_HOOKS") == "1"

@@ -8,5 +8,6 @@ urlpatterns = [
     path("perf/", include("django_perf.urls")),
     path("monitoring/", include("testproject.blog.views_monitoring")),
     path("db/", include("testproject.bulkdemo.urls")),
+    path("exports/", include("testproject.blog.views_exports")),
     path("", include("testproject.blog.urls")),
 ]
