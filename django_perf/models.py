@@ -4,3 +4,7 @@ Each capability defines its models in its own folder (``cache/models.py``,
 ``monitoring/models.py``) and they are imported here, so that Django finds
 them and ``makemigrations django_perf`` sees them.
 """
+
+from .cache.models import CacheEntry
+
+__all__ = ["CacheEntry"]
