@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django_perf",
     "testproject.blog",
     "testproject.bulkdemo",
+    "testproject.polls",
 ]
 
 MIDDLEWARE = [
@@ -67,8 +68,17 @@ DATABASES = {
 
 REDIS_URL = os.environ.get("REDIS_URL") or None
 
+# django-perf's tiered cache: process memory in front of a database table
+# (embedded default), with Redis between them when REDIS_URL is set.
+CACHE_TIERS: list[dict] = [{"KIND": "memory", "MAX_TIMEOUT": 30}]
+if REDIS_URL:
+    CACHE_TIERS.append({"KIND": "redis", "LOCATION": REDIS_URL})
+CACHE_TIERS.append({"KIND": "database"})
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "default": {
+        "BACKEND": "django_perf.cache.TieredCache",
+        "OPTIONS": {"TIERS": CACHE_TIERS},
+    },
 }
 
 DJANGO_PERF: dict = {
