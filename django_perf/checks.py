@@ -91,6 +91,25 @@ def check_strict_in_production(app_configs: Any = None, **kwargs: Any) -> list[c
 
 # --- Streaming (E300-E399, W300-W399) ------------------------------------------
 
+
+@checks.register()
+def check_streaming_json_encoder(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """E301: the streaming JSON encoder is set to orjson, which is not installed."""
+    if perf_settings.STREAMING_JSON_ENCODER != "orjson" or module_available("orjson"):
+        return []
+    return [
+        checks.Error(
+            "DJANGO_PERF['STREAMING_JSON_ENCODER'] is 'orjson', but orjson is not installed.",
+            hint='Install the speedups extra (pip install "django-perf[speedups]"), or set it '
+            "to 'auto' to use orjson only where it is installed.",
+            obj="settings.DJANGO_PERF",
+            id="django_perf.E301",
+        )
+    ]
+
+
 # --- Monitoring and admin (E400-E499, W400-W499) -------------------------------
 
 MIDDLEWARE_PATH = "django_perf.monitoring.PerformanceMiddleware"

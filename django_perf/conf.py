@@ -101,7 +101,55 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # --- Cache ---------------------------------------------------------------
     # --- Database --------------------------------------------------------------
+    number(
+        "BULK_COPY_MIN_ROWS",
+        10_000,
+        "From this many rows, bulk_update and bulk_upsert stage the rows in a temporary "
+        "table filled by COPY; below it they pass one array per column to a single "
+        "statement (UPDATE ... FROM unnest(...)), which needs no DDL and wins on small sets.",
+        minimum=1,
+        exclusive=False,
+        integer=True,
+        section="Database",
+    ),
+    number(
+        "BULK_BATCH_SIZE",
+        100_000,
+        "Rows per set-based statement in bulk_update and bulk_upsert; larger calls are "
+        "split into chunks of this size, all in one transaction.",
+        minimum=1,
+        exclusive=False,
+        integer=True,
+        section="Database",
+    ),
+    boolean(
+        "PREPARED_STATEMENTS",
+        True,
+        "Let PreparedQuery prepare its statement on each PostgreSQL connection. Turn it "
+        "off behind a transaction pooler that does not track prepared statements "
+        "(PgBouncer before 1.21, or without max_prepared_statements): queries then run "
+        "unprepared.",
+        section="Database",
+    ),
     # --- Streaming -------------------------------------------------------------
+    boolean(
+        "STREAMING_FAST_PATH",
+        True,
+        "Let PostgreSQL write the JSON, NDJSON or CSV text of a streamed queryset itself "
+        "(COPY ... TO STDOUT) when every selected field is a plain column of a supported "
+        "type; the output is byte for byte the Python path's. False always uses the Python "
+        "path; stream_queryset(..., fast_path=False) does so for one response.",
+        section="Streaming",
+    ),
+    choice(
+        "STREAMING_JSON_ENCODER",
+        "auto",
+        ("auto", "orjson", "json"),
+        "The JSON library of the Python path: 'orjson' (fast; install django-perf[speedups]), "
+        "'json' (the standard library) or 'auto' (orjson when installed). Both write the "
+        "same bytes for queryset rows.",
+        section="Streaming",
+    ),
     # --- Monitoring ------------------------------------------------------------
     boolean(
         "MONITORING_ENABLED",

@@ -5,6 +5,7 @@ Each capability defines its models in its own folder (``cache/models.py``,
 them and ``makemigrations django_perf`` sees them.
 """
 
+from .cache.models import CacheEntry
 from .monitoring.models import MetricSeries, MetricsLease, SystemSample
 
-__all__ = ["MetricSeries", "MetricsLease", "SystemSample"]
+__all__ = ["CacheEntry", "MetricSeries", "MetricsLease", "SystemSample"]

@@ -25,6 +25,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_perf",
     "testproject.blog",
+    "testproject.bulkdemo",
+    "testproject.polls",
 ]
 
 MIDDLEWARE = [
@@ -36,6 +38,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_perf.db.LoaderScopeMiddleware",
 ]
 
 ROOT_URLCONF = "testproject.urls"
@@ -65,8 +68,17 @@ DATABASES = {
 
 REDIS_URL = os.environ.get("REDIS_URL") or None
 
+# django-perf's tiered cache: process memory in front of a database table
+# (embedded default), with Redis between them when REDIS_URL is set.
+CACHE_TIERS: list[dict] = [{"KIND": "memory", "MAX_TIMEOUT": 30}]
+if REDIS_URL:
+    CACHE_TIERS.append({"KIND": "redis", "LOCATION": REDIS_URL})
+CACHE_TIERS.append({"KIND": "database"})
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "default": {
+        "BACKEND": "django_perf.cache.TieredCache",
+        "OPTIONS": {"TIERS": CACHE_TIERS},
+    },
 }
 
 DJANGO_PERF: dict = {
@@ -92,5 +104,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_perf": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "django_perf": {
+            "handlers": ["console"],
+            "level": os.environ.get("DJANGO_PERF_LOG_LEVEL", "INFO"),
+        }
+    },
 }
+
+# Streaming exports (testproject/blog/views_exports.py): let tests make a query slow or
+# fail mid-stream. Never on outside tests.
+EXPORT_TEST_HOOKS = os.environ.get("DJANGO_PERF_EXPORT_TEST_HOOKS") == "1"
