@@ -29,8 +29,8 @@ from django.test.utils import override_settings
 
 from tests.benchmarks.harness import Case, Comparison, Goal
 
-WSGI_REQUESTS = 2000
-ASGI_REQUESTS = 1000
+WSGI_REQUESTS = 3000
+ASGI_REQUESTS = 600
 PERF = ["django_perf.monitoring.PerformanceMiddleware"]
 PROMETHEUS = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
@@ -67,15 +67,25 @@ def _start_response(status: str, headers: list) -> None:
     pass
 
 
+def wsgi_one(handler: Callable) -> Callable[[], None]:
+    def one() -> None:
+        handler(_environ(), _start_response).close()
+
+    return one
+
+
 def wsgi_loop(handler: Callable, n: int) -> Callable[[], None]:
+    one = wsgi_one(handler)
+
     def run() -> None:
         for _ in range(n):
-            handler(_environ(), _start_response).close()
+            one()
 
     return run
 
 
-def asgi_loop(handler: Callable, n: int) -> Callable[[], None]:
+def _asgi_request(handler: Callable) -> Callable[[], object]:
+    """A coroutine function serving one GET of the async view through ``handler``."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -106,14 +116,30 @@ def asgi_loop(handler: Callable, n: int) -> Callable[[], None]:
 
         await handler(dict(scope), receive, send)
 
+    return one
+
+
+_loop = asyncio.new_event_loop()
+
+
+def asgi_one(handler: Callable) -> Callable[[], None]:
+    request = _asgi_request(handler)
+
+    def one() -> None:
+        _loop.run_until_complete(request())
+
+    return one
+
+
+def asgi_loop(handler: Callable, n: int) -> Callable[[], None]:
+    request = _asgi_request(handler)
+
     async def many() -> None:
         for _ in range(n):
-            await one()
-
-    loop = asyncio.new_event_loop()
+            await request()
 
     def run() -> None:
-        loop.run_until_complete(many())
+        _loop.run_until_complete(many())
 
     return run
 
@@ -127,31 +153,41 @@ def per_request(run: Callable[[], None], n: int, clock: Callable[[], float]) -> 
     return sample
 
 
-def added(
-    bare: Callable[[], None], candidate: Callable[[], None], n: int, clock: Callable[[], float]
-) -> Callable[[], float]:
-    """Seconds per request that ``candidate`` adds to ``bare``, timed back to back."""
+def added(bare: Callable[[], None], candidate: Callable[[], None], n: int) -> Callable[[], float]:
+    """CPU seconds per request that ``candidate`` adds to ``bare``.
+
+    Requests alternate one by one (bare, candidate, bare, ...), each timed on the
+    process CPU clock, so drift and neighbours' load hit both alike.
+    """
+    clock = time.process_time_ns
 
     def sample() -> float:
-        t0 = clock()
-        bare()
-        t1 = clock()
-        candidate()
-        t2 = clock()
-        return max((t2 - t1) - (t1 - t0), 0.0) / n
+        bare_ns = candidate_ns = 0
+        for _ in range(n):
+            t0 = clock()
+            bare()
+            t1 = clock()
+            candidate()
+            t2 = clock()
+            bare_ns += t1 - t0
+            candidate_ns += t2 - t1
+        return (candidate_ns - bare_ns) / n / 1e9
 
     return sample
 
 
 def in_process(kind: str) -> list[Comparison]:
-    handler_class, loop, n = (
-        (WSGIHandler, wsgi_loop, WSGI_REQUESTS)
+    handler_class, loop, one, n = (
+        (WSGIHandler, wsgi_loop, wsgi_one, WSGI_REQUESTS)
         if kind == "WSGI"
-        else (ASGIHandler, asgi_loop, ASGI_REQUESTS)
+        else (ASGIHandler, asgi_loop, asgi_one, ASGI_REQUESTS)
     )
-    none = loop(_build(handler_class, []), n)
-    perf = loop(_build(handler_class, PERF), n)
-    prometheus = loop(_build(handler_class, PROMETHEUS), n)
+    handlers = {name: _build(handler_class, mw) for name, mw in
+                (("none", []), ("perf", PERF), ("prometheus", PROMETHEUS))}  # fmt: skip
+    none, perf, prometheus = (loop(handlers[name], n) for name in ("none", "perf", "prometheus"))
+    one_none, one_perf, one_prometheus = (
+        one(handlers[name]) for name in ("none", "perf", "prometheus")
+    )
     cpu, wall = time.process_time, time.perf_counter
     return [
         Comparison(
@@ -172,11 +208,11 @@ def in_process(kind: str) -> list[Comparison]:
         ),
         Comparison(
             f"{kind} in process, CPU added per request",
-            baseline=Case("django-prometheus, added", added(none, prometheus, n, cpu)),
+            baseline=Case("django-prometheus, added", added(one_none, one_prometheus, n)),
             candidates=[
                 Case(
                     "django-perf, added",
-                    added(none, perf, n, cpu),
+                    added(one_none, one_perf, n),
                     Goal("<=", 0.2),  # a fifth of django-prometheus's
                 )
             ],
@@ -237,7 +273,7 @@ def flush_cost() -> list[Comparison]:
     ]
 
 
-def _wrk(url: str, seconds: int = 3) -> float:
+def _wrk(url: str, seconds: int = 2) -> float:
     out = subprocess.run(
         ["wrk", "-t1", "-c4", f"-d{seconds}s", url], capture_output=True, text=True, check=True
     ).stdout
@@ -273,7 +309,7 @@ def servers_throughput() -> list[Comparison]:
                     )
                 ],
                 unit="req/s",
-                repeat=7,
+                repeat=11,
                 teardown=stack.close if kind == "uvicorn" else None,
             )
         )

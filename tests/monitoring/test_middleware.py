@@ -117,6 +117,19 @@ def test_cache_events_per_tier_come_from_the_request_tally(recorder, monitoring_
     assert "unrelated.event" not in series.extra
 
 
+def test_the_tiered_caches_hits_and_misses_are_recorded_per_tier(recorder):
+    from django.core.cache import cache
+
+    cache.delete("monitoring-demo")
+    Client().get("/monitoring/cached/")  # misses memory and database, then a memory hit
+    Client().get("/monitoring/cached/")  # memory hits
+    _, series = only(recorder, "/monitoring/cached/")
+    assert series.extra["cache.memory.miss"] >= 1
+    assert series.extra["cache.database.miss"] >= 1
+    assert series.extra["cache.memory.hit"] >= 2
+    assert set(series.extra) >= {"queries.default", "query_us.default"}
+
+
 def test_excluded_paths_are_not_recorded(perf):
     recorder = perf(MONITORING_EXCLUDE_PATHS=["/monitoring/fast", "/health/"])
     client = Client()

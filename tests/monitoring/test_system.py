@@ -25,6 +25,8 @@ def test_a_sample_covers_host_and_process():
     assert process["threads"] >= 1
     assert process["open_files"] >= 3
     assert len(process["gc_collections"]) == 3
+    # The tiered cache's stats() ride along (the test project's default cache).
+    assert set(sample.data["caches"]["default"]) >= {"memory", "database"}
 
 
 def test_cpu_percent_is_never_asked_to_wait(monkeypatch):
