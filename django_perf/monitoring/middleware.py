@@ -158,16 +158,15 @@ class PerformanceMiddleware:
     ) -> HttpResponseBase:
         """Count the body as it passes; record the request when the stream ends."""
         status = response.status_code
-        bindings = ((_tally_var, tally),)
 
         def finish(sent: int) -> None:
             self._finish(request, status, start, log, tally, sent)
 
         content = response.streaming_content
         if response.is_async:
-            response.streaming_content = CountingAsyncIterator(content, finish, bindings)
+            response.streaming_content = CountingAsyncIterator(content, finish, _tally_var, tally)
         else:
-            response.streaming_content = CountingIterator(iter(content), finish, bindings)
+            response.streaming_content = CountingIterator(iter(content), finish, _tally_var, tally)
         return response
 
     def _finish(

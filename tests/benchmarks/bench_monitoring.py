@@ -273,11 +273,38 @@ def flush_cost() -> list[Comparison]:
     ]
 
 
-def _wrk(url: str, seconds: int = 2) -> float:
+def _wrk(url: str, seconds: int = 2) -> tuple[float, int]:
+    """(requests per second, requests completed) of one wrk run."""
     out = subprocess.run(
         ["wrk", "-t1", "-c4", f"-d{seconds}s", url], capture_output=True, text=True, check=True
     ).stdout
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return rate, int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def _server_cpu(pid: int) -> float:
+    """CPU seconds used so far by a server's worker processes (its children)."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _cpu_per_request(server, url: str) -> Callable[[], float]:
+    """Worker CPU per request under wrk: steadier than req/s when neighbours load the machine."""
+
+    def sample() -> float:
+        before = _server_cpu(server.process.pid)
+        _, requests = _wrk(url)
+        return (_server_cpu(server.process.pid) - before) / requests
+
+    return sample
 
 
 def servers_throughput() -> list[Comparison]:
@@ -292,23 +319,37 @@ def servers_throughput() -> list[Comparison]:
     stack = contextlib.ExitStack()
     comparisons = []
     for kind, path in (("gunicorn", "/monitoring/fast/"), ("uvicorn", "/monitoring/async/")):
-        urls = {}
+        urls, started = {}, {}
         for enabled in ("0", "1"):
             env = server_env(METRICS_ENABLED=enabled, DJANGO_DEBUG="0")
-            server = stack.enter_context(serve(kind, env, workers=2))
-            urls[enabled] = server.url + path
+            started[enabled] = stack.enter_context(serve(kind, env, workers=2))
+            urls[enabled] = started[enabled].url + path
         comparisons.append(
             Comparison(
                 f"{kind}, 2 workers, wrk -c4: requests/s",
-                baseline=Case("no middleware", lambda url=urls["0"]: _wrk(url)),
+                baseline=Case("no middleware", lambda url=urls["0"]: _wrk(url)[0]),
                 candidates=[
                     Case(
                         "django-perf PerformanceMiddleware",
-                        lambda url=urls["1"]: _wrk(url),
+                        lambda url=urls["1"]: _wrk(url)[0],
                         Goal(">=", 0.95),  # under 5% loss
                     )
                 ],
                 unit="req/s",
+                repeat=11,
+            )
+        )
+        comparisons.append(
+            Comparison(
+                f"{kind}, 2 workers, wrk -c4: worker CPU per request",
+                baseline=Case("no middleware", _cpu_per_request(started["0"], urls["0"])),
+                candidates=[
+                    Case(
+                        "django-perf PerformanceMiddleware",
+                        _cpu_per_request(started["1"], urls["1"]),
+                        Goal("<=", 1.05),
+                    )
+                ],
                 repeat=11,
                 teardown=stack.close if kind == "uvicorn" else None,
             )
