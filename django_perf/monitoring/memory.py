@@ -180,7 +180,11 @@ def monitor_memory(
 
 def _request_label(request: Any) -> str:
     match = getattr(request, "resolver_match", None)
-    route = ("/" + match.route if match.route else match.view_name) if match else "<unmatched>"
+    route = (
+        ("/" + match.route if match.route is not None else match.view_name)
+        if match
+        else "<unmatched>"
+    )
     return f"request {request.method} {route}"
 
 

@@ -69,9 +69,10 @@ class Recorder:
 
     def label_for(self, match: Any) -> str:
         """The label of a resolved request: its URL pattern, else its view name (bounded)."""
-        label = self.label("/" + match.route if match.route else match.view_name)
-        if match.route and len(self.labels) < 4 * self.max_routes:
-            self.labels[match.route] = label
+        route = match.route
+        label = self.label("/" + route if route is not None else (match.view_name or "<view>"))
+        if route is not None and len(self.labels) < 4 * self.max_routes:
+            self.labels[route] = label
         return label
 
     def start_flusher(self) -> None:

@@ -38,6 +38,11 @@ def test_records_the_url_pattern_never_the_raw_path(recorder):
     assert not any("one" in route for route in series_by_route(recorder))
 
 
+def test_the_home_page_is_labelled_by_its_empty_pattern(recorder):
+    Client().get("/")
+    assert set(series_by_route(recorder)) == {"/"}
+
+
 def test_unmatched_urls_fold_into_one_label(recorder):
     client = Client()
     for i in range(20):
