@@ -4,9 +4,10 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-from django_perf.monitoring.asgi import with_lifespan
+from django_perf.lifespan import with_lifespan
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
 
-# with_lifespan: the last metrics flush runs at lifespan shutdown (uvicorn skips atexit).
+# with_lifespan: at shutdown, the last metrics flush runs and the async database
+# pools close (uvicorn workers exit without running atexit handlers).
 application = with_lifespan(get_asgi_application())
