@@ -60,23 +60,27 @@ def events_queryset(request: HttpRequest):
     fail_at = int(request.GET["fail_at"]) if "fail_at" in request.GET else None
     slow = float(request.GET.get("slow", 0))
     if connection.vendor == "postgresql" and request.GET.get("fail") != "python":
-        # In SQL, so both paths (and COPY) fail mid-stream: unordered, so rows stream as
-        # the scan finds them instead of after a sort.
+        # In SQL, so both paths (and COPY) fail or slow down mid-stream. Unordered, so that
+        # rows stream as the scan finds them instead of after a sort of them all.
         if fail_at is not None:
-            failing = ["1 / (blog_event.id - %s) <> 0"]
+            failing = ["1 / (blog_event.id - %s) IS NOT NULL"]
             queryset = queryset.order_by().extra(where=failing, params=[fail_at])
         if slow:
-            queryset = queryset.extra(where=["pg_sleep(%s) IS NOT NULL"], params=[slow])
+            sleeping = ["pg_sleep(%s) IS NOT NULL"]
+            queryset = queryset.order_by().extra(where=sleeping, params=[slow])
     elif fail_at is not None or slow:
         hook = _HookField(fail_at=fail_at, slow=slow)
         queryset = queryset.annotate(hook=ExpressionWrapper(F("id"), output_field=hook))
     return queryset
 
 
-def _options(request: HttpRequest) -> dict:
+def _options(request: HttpRequest, queryset) -> dict:
     fields = request.GET.get("fields")
+    fields = fields.split(",") if fields else None
+    if fields and "hook" in queryset.query.annotations:
+        fields.append("hook")  # the hook's conversion only runs on a selected column
     return {
-        "fields": fields.split(",") if fields else None,
+        "fields": fields,
         "chunk_size": int(request.GET.get("chunk_size", 2000)),
         "envelope": request.GET.get("envelope") or None,
         "filename": request.GET.get("filename") or None,
@@ -86,19 +90,22 @@ def _options(request: HttpRequest) -> dict:
 
 @permission_required("blog.view_event", raise_exception=True)
 def events(request: HttpRequest, format: str) -> HttpResponse:
-    return stream_queryset(request, events_queryset(request), format=format, **_options(request))
+    queryset = events_queryset(request)
+    return stream_queryset(request, queryset, format=format, **_options(request, queryset))
 
 
 @permission_required("blog.view_event", raise_exception=True)
 async def events_async(request: HttpRequest, format: str) -> HttpResponse:
-    return stream_queryset(request, events_queryset(request), format=format, **_options(request))
+    queryset = events_queryset(request)
+    return stream_queryset(request, queryset, format=format, **_options(request, queryset))
 
 
 @gzip_page
 @conditional_page
 @permission_required("blog.view_event", raise_exception=True)
 def events_gzip(request: HttpRequest, format: str) -> HttpResponse:
-    return stream_queryset(request, events_queryset(request), format=format, **_options(request))
+    queryset = events_queryset(request)
+    return stream_queryset(request, queryset, format=format, **_options(request, queryset))
 
 
 def _numbers(count: int):
