@@ -3,8 +3,9 @@
 ``/exports/events.<format>`` and ``/exports/async/events.<format>`` stream
 every event (``?fields=a,b`` picks columns, ``?path=python`` turns the
 PostgreSQL fast path off, ``?chunk_size=``, ``?envelope=``, ``?filename=``);
-``/exports/gzip/events.<format>`` does so through GZipMiddleware and
-ConditionalGetMiddleware; ``/exports/items.<format>`` streams a generator
+``/exports/gzip/events.<format>`` does so through Django's GZipMiddleware and
+ConditionalGetMiddleware, ``/exports/gzip-one/events.<format>`` through
+django-perf's GZipMiddleware; ``/exports/items.<format>`` streams a generator
 rather than a queryset. Exporting needs the ``blog.view_event`` permission.
 
 With ``settings.EXPORT_TEST_HOOKS`` (tests only) the query can be made slow
@@ -21,10 +22,12 @@ from django.db import connection, models
 from django.db.models import ExpressionWrapper, F
 from django.http import HttpRequest, HttpResponse
 from django.urls import re_path
+from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import conditional_page
 
 from django_perf.streaming import stream_csv, stream_json, stream_ndjson, stream_queryset
+from django_perf.streaming.middleware import GZipMiddleware
 
 from .models import Event
 
@@ -108,6 +111,15 @@ def events_gzip(request: HttpRequest, format: str) -> HttpResponse:
     return stream_queryset(request, queryset, format=format, **_options(request, queryset))
 
 
+@decorator_from_middleware(GZipMiddleware)
+@conditional_page
+@permission_required("blog.view_event", raise_exception=True)
+def events_gzip_one_member(request: HttpRequest, format: str) -> HttpResponse:
+    """As events_gzip, with django-perf's GZipMiddleware (one gzip member under ASGI too)."""
+    queryset = events_queryset(request)
+    return stream_queryset(request, queryset, format=format, **_options(request, queryset))
+
+
 def _numbers(count: int):
     for number in range(count):
         yield {"n": number, "square": number * number, "label": f"item {number}"}
@@ -135,5 +147,6 @@ urlpatterns = [
     re_path(rf"^events\.{FORMAT}$", events, name="events"),
     re_path(rf"^async/events\.{FORMAT}$", events_async, name="events-async"),
     re_path(rf"^gzip/events\.{FORMAT}$", events_gzip, name="events-gzip"),
+    re_path(rf"^gzip-one/events\.{FORMAT}$", events_gzip_one_member, name="events-gzip-one"),
     re_path(rf"^items\.{FORMAT}$", items, name="items"),
 ]
