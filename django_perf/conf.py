@@ -131,6 +131,24 @@ SETTINGS: tuple[Setting, ...] = (
         "unprepared.",
         section="Database",
     ),
+    strings(
+        "TRANSACTION_POOLERS",
+        (),
+        "Database aliases that reach PostgreSQL through a transaction pooler such as "
+        "PgBouncer in transaction mode. The system checks then warn about features that "
+        "need a session of their own (server-side cursors, prepared statements). Aliases "
+        "on port 6432, PgBouncer's default, are treated as such without being listed.",
+        section="Database",
+    ),
+    Setting(
+        "ASYNC_POOL",
+        {"min_size": 1, "max_size": 10, "timeout": 10.0},
+        "a dict of psycopg_pool.AsyncConnectionPool options",
+        lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+        "Options of the async psycopg pools that django_perf.db.async_connection() opens "
+        "per database alias (min_size, max_size, timeout, max_idle, max_lifetime, ...).",
+        section="Database",
+    ),
     # --- Streaming -------------------------------------------------------------
     boolean(
         "STREAMING_FAST_PATH",

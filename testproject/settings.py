@@ -66,6 +66,14 @@ DATABASES = {
     )
 }
 
+# On PostgreSQL the project uses Django's native psycopg pool (DATABASE_POOL=0 turns it off);
+# django_perf's system checks validate the options and pool_stats() reports on it.
+_postgres = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if _postgres and os.environ.get("DATABASE_POOL", "1") == "1":
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "pool", {"min_size": 1, "max_size": 4, "timeout": 10}
+    )
+
 REDIS_URL = os.environ.get("REDIS_URL") or None
 
 # django-perf's tiered cache: process memory in front of a database table

@@ -16,6 +16,12 @@ TEST_DB = os.environ.get("DJANGO_PERF_TEST_DB", "postgres")
 
 if TEST_DB == "postgres":
     DATABASES = {"default": database_from_url(servers.postgres_url(), BASE_DIR)}
+    # The same test database through Django's native psycopg pool (tests/db/test_pools.py).
+    DATABASES["pooled"] = {
+        **DATABASES["default"],
+        "OPTIONS": {**DATABASES["default"]["OPTIONS"], "pool": {"min_size": 1, "max_size": 3}},
+        "TEST": {"MIRROR": "default"},
+    }
 elif TEST_DB == "sqlite":
     _db_file = str(servers.scratch_folder() / "test.sqlite3")
     DATABASES = {

@@ -74,6 +74,7 @@ class Channel:
         self._pid = 0
         self._lock = threading.Lock()
         self.hooks: list[Callable[[dict[str, Any]], None]] = []
+        self.on_up: list[Callable[[], None]] = []
         memory.coherent = False  # until the first subscription is confirmed
         _channels.add(self)
 
@@ -146,6 +147,8 @@ class Channel:
         self.state = UP
         self.subscribed_at = time.time()
         self._up.set()
+        for callback in self.on_up:
+            callback()
 
     def _went_down(self, error: BaseException | None) -> None:
         was_up = self.state == UP

@@ -150,6 +150,9 @@ class Store:
                 health_interval=redis_spec["HEALTH_INTERVAL"],
                 errors=self.errors,
             )
+            # Subscribed again means Redis answers: probe its breaker now rather than
+            # after the cooldown, so writes publish their invalidations again at once.
+            self.channel.on_up.append(self.breakers["redis"].probe_now)
             self.channel.ensure_running()
         # The Redis write that carries the invalidation message must be the last
         # shared write, so that other processes re-read only after every tier changed.

@@ -27,25 +27,29 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .errors import RowTypeError, RowValueError
 
-__all__ = ["MISSING", "OMIT", "Converter", "is_native"]
+__all__ = ["MISSING", "OMIT", "Converter", "Missing", "Omit", "is_native"]
 
 NoneType = type(None)
 
 
-class _Missing:
+class Missing:
+    """The type of MISSING."""
+
     def __repr__(self) -> str:
         return "MISSING"
 
 
-class _Omit:
+class Omit:
+    """The type of OMIT."""
+
     def __repr__(self) -> str:
         return "OMIT"
 
 
 #: A row gives no value for the field (the helper applies the field's default).
-MISSING: Any = _Missing()
+MISSING: Any = Missing()
 #: Leave the column out for this row so that the database applies its default.
-OMIT: Any = _Omit()
+OMIT: Any = Omit()
 
 _CONVERSION_METHODS = ("to_python", "get_prep_value", "get_db_prep_value", "get_db_prep_save")
 
@@ -175,7 +179,8 @@ class Converter:
             if self.max_length is not None:
                 return max(map(len, present)) <= self.max_length
             if self.decimal_limit is not None:
-                return max(map(abs, present)) < self.decimal_limit
+                limit = self.decimal_limit
+                return -limit < min(present) and max(present) < limit
             if self.base is models.DateTimeField and self.use_tz:
                 return None not in map(attrgetter("tzinfo"), present)
         except (ArithmeticError, TypeError):  # NaN and other oddities: check value by value

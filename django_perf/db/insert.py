@@ -62,13 +62,13 @@ def _copy(rowset: RowSet, need_pks: bool) -> list[Any]:
     columns = postgres.table_columns(connection, table)
     with postgres.cursor(connection) as (wrapped, raw):
         pk_index = rowset.fields.index(opts.pk)
-        if need_pks and pk_index in rowset.omittable:
+        if need_pks and (pk_index in rowset.omittable or pk_index in rowset.left_out):
             _allocate_pks(rowset, pk_index, wrapped)
         for column_indexes, row_indexes in rowset.groups():
             table_columns = [columns[rowset.fields[j].column] for j in column_indexes]
             values = [rowset.columns[j] for j in column_indexes]
             if len(row_indexes) == rowset.size:
-                data = zip(*values, strict=True)
+                data = zip(*values, strict=False)  # equal lengths by construction
             else:
                 data = (tuple(column[i] for column in values) for i in row_indexes)
             postgres.copy_rows(connection, raw, table, table_columns, data)
@@ -76,12 +76,18 @@ def _copy(rowset: RowSet, need_pks: bool) -> list[Any]:
 
 
 def _allocate_pks(rowset: RowSet, pk_index: int, wrapped: Any) -> None:
+    """Fill the rows' missing auto primary keys with values from the table's sequence."""
+    opts = rowset.target.model._meta
+    connection = rowset.target.connection
+    if pk_index in rowset.left_out:
+        ids = postgres.allocate_ids(wrapped, connection, opts.db_table, opts.pk.column,
+                                    rowset.size)  # fmt: skip
+        rowset.columns[pk_index] = ids
+        rowset.left_out.discard(pk_index)
+        return
     pk_values = rowset.columns[pk_index]
     missing = [i for i, v in enumerate(pk_values) if v is OMIT]
-    opts = rowset.target.model._meta
-    ids = postgres.allocate_ids(
-        wrapped, rowset.target.connection, opts.db_table, opts.pk.column, len(missing)
-    )
+    ids = postgres.allocate_ids(wrapped, connection, opts.db_table, opts.pk.column, len(missing))
     for i, pk in zip(missing, ids, strict=True):
         pk_values[i] = pk
     rowset.omittable.remove(pk_index)

@@ -220,40 +220,49 @@ class Batcher(Generic[K, V]):
 
     # --- async form -------------------------------------------------------------------
 
-    async def load(self, key: K) -> V | None:
-        """The value for ``key``, fetched together with the other keys loaded this tick."""
+    def load(self, key: K) -> asyncio.Future[V | None]:
+        """The value for ``key`` (await it), fetched with the other keys loaded this tick.
+
+        Returns a future rather than being a coroutine, so that ``asyncio.gather()``
+        of many loads creates no task per key.
+        """
         state = self._state()
         key = self.normalize(key)
+        future = asyncio.get_running_loop().create_future()
         if key in state.values:
-            return self._resolve(key, state.values[key])
-        return self._resolve(key, await self._enqueue(state, key))
+            self._settle(future, key, state.values[key])
+        else:
+            self._enqueue(state, key, future)
+        return future
 
-    async def load_many(self, keys: Iterable[K]) -> list[V | None]:
-        """Values for ``keys``, in their order (one batch with other loads of this tick)."""
-        state = self._state()
-        keys = [self.normalize(key) for key in keys]
-        futures = [
-            state.values[key] if key in state.values else self._enqueue(state, key) for key in keys
-        ]
-        pending = [f for f in futures if isinstance(f, asyncio.Future)]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-        values = [f.result() if isinstance(f, asyncio.Future) else f for f in futures]
-        return [self._resolve(key, value) for key, value in zip(keys, values, strict=True)]
+    def load_many(self, keys: Iterable[K]) -> asyncio.Future[list[V | None]]:
+        """Values for ``keys`` in their order (await it), in one batch with this tick's loads."""
+        return asyncio.gather(*[self.load(key) for key in keys])
 
-    def _enqueue(self, state: _State, key: Any) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
+    def _settle(self, future: asyncio.Future, key: Any, value: Any) -> None:
+        if future.done():  # the waiter was cancelled
+            return
+        if value is NOT_FOUND:
+            if self.on_missing is None:
+                future.set_result(None)
+            else:
+                future.set_exception(self._missing_error(key))
+        elif isinstance(value, BaseException):
+            future.set_exception(value)
+        else:
+            future.set_result(value)
+
+    def _enqueue(self, state: _State, key: Any, future: asyncio.Future) -> None:
         waiters = state.waiters.get(key)
         if waiters is not None:  # queued or in flight already: wait for that fetch
             waiters.append(future)
-            return future
+            return
         state.waiters[key] = [future]
         state.queue.append(key)
         if not state.scheduled:
             state.scheduled = True
+            loop = future.get_loop()
             loop.call_soon(self._dispatch, state, loop)
-        return future
 
     def _dispatch(self, state: _State, loop: asyncio.AbstractEventLoop) -> None:
         state.scheduled = False
@@ -279,8 +288,7 @@ class Batcher(Generic[K, V]):
         self._store(state, keys, values)
         for key, value in zip(keys, values, strict=True):
             for future in state.waiters.pop(key, ()):
-                if not future.done():
-                    future.set_result(value)
+                self._settle(future, key, value)
 
     # --- sync form ----------------------------------------------------------------------
 
@@ -332,6 +340,20 @@ class _EqualsAny(Lookup):
         return f"{lhs_sql} = ANY(%s::{db_type}[])", (*lhs_params, list(self.rhs))
 
 
+_KEY_TYPES: dict[str, type] = {
+    **dict.fromkeys(
+        ["AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+         "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+         "PositiveSmallIntegerField"],
+        int,
+    ),
+    "CharField": str,
+    "TextField": str,
+    "SlugField": str,
+    "EmailField": str,
+}  # fmt: skip
+
+
 class ModelLoader(Batcher[Any, Any]):
     """Load model instances by a field (the primary key by default), batched per tick.
 
@@ -374,6 +396,7 @@ class ModelLoader(Batcher[Any, Any]):
         self.field = field
         self.many = many
         self._target = field.target_field if field.is_relation else field
+        self._key_type = _KEY_TYPES.get(self._target.get_internal_type())
         super().__init__(
             self._fetch,
             max_batch_size=max_batch_size,
@@ -383,6 +406,8 @@ class ModelLoader(Batcher[Any, Any]):
         )
 
     def normalize(self, key: Any) -> Any:
+        if type(key) is self._key_type:
+            return key  # already what to_python() would return
         if isinstance(key, models.Model) and self.field.is_relation:
             key = getattr(key, self._target.attname)
         try:

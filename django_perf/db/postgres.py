@@ -120,9 +120,11 @@ def copy_rows(
 def temp_table(
     connection: BaseDatabaseWrapper, wrapped: CursorWrapper, table: str, columns: Sequence[str]
 ) -> Iterator[str]:
-    """A temporary table with the types of ``table``'s ``columns``, dropped after use.
+    """A temporary table with the types of ``table``'s ``columns``, gone after the transaction.
 
-    ``ON COMMIT DROP`` also drops it if the transaction ends some other way.
+    ``ON COMMIT DROP`` drops it when the transaction ends; inside a caller's
+    transaction (a savepoint is active) it is dropped right after use instead, so
+    that many calls in one long transaction do not pile tables up.
     """
     quote = connection.ops.quote_name
     name = f"django_perf_{uuid.uuid4().hex[:16]}"
@@ -132,7 +134,8 @@ def temp_table(
         f"SELECT {names} FROM {quote(table)} WITH NO DATA"
     )
     yield name
-    wrapped.execute(f"DROP TABLE {quote(name)}")
+    if connection.savepoint_ids:
+        wrapped.execute(f"DROP TABLE {quote(name)}")
 
 
 def unnest(connection: BaseDatabaseWrapper, columns: Sequence[Column], alias: str = "s") -> str:

@@ -25,7 +25,7 @@ from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 
 from .errors import RowTypeError, RowValueError
-from .fields import MISSING, OMIT, Converter
+from .fields import MISSING, OMIT, Converter, Missing, Omit
 
 NoneType = type(None)
 
@@ -143,19 +143,20 @@ class RowSet:
 
     target: Target
     fields: list[models.Field]
-    columns: list[list]
+    columns: list[Sequence[Any]]
     size: int
     instances: list[Any] | None = None  # the input rows, when some were instances
-    omittable: list[int] = field(default_factory=list)  # indexes of columns that hold OMIT
+    omittable: list[int] = field(default_factory=list)  # columns OMIT in some rows only
+    left_out: set[int] = field(default_factory=set)  # columns OMIT in every row
 
-    def column(self, model_field: models.Field) -> list:
+    def column(self, model_field: models.Field) -> Sequence[Any]:
         return self.columns[self.fields.index(model_field)]
 
-    def groups(self) -> list[tuple[list[int], list[int]]]:
+    def groups(self) -> list[tuple[list[int], Sequence[int]]]:
         """Split rows by which columns they give: ``[(column indexes, row indexes), ...]``."""
-        every = list(range(len(self.fields)))
+        every = [j for j in range(len(self.fields)) if j not in self.left_out]
         if not self.omittable:
-            return [(every, list(range(self.size)))]
+            return [(every, range(self.size))]
         patterns: dict[tuple[bool, ...], list[int]] = {}
         flags = zip(*[[v is OMIT for v in self.columns[j]] for j in self.omittable], strict=True)
         for i, pattern in enumerate(flags):
@@ -189,7 +190,8 @@ def extract(
     rows = rows if isinstance(rows, list) else list(rows)
     readable = set(fields if read is None else read)
     only_instances, some_instances = _row_kinds(target, rows)
-    _check_unknown_keys(target, rows)
+    if not only_instances:
+        _check_unknown_keys(target, rows)
     where_row = target.label + ": row {}"
     if only_instances:
         dicts = list(map(vars, rows))
@@ -197,13 +199,15 @@ def extract(
         dicts = [vars(row) if isinstance(row, models.Model) else row for row in rows]
     else:
         dicts = rows
-    columns = []
+    columns: list[Sequence[Any]] = []
     omittable = []
     now: dict[type, Any] = {}
     connection = target.connection
+    size = len(rows)
+    left_out: set[int] = set()
     for j, model_field in enumerate(fields):
         if model_field not in readable:
-            values = [MISSING] * len(rows)
+            values = [MISSING] * size
         elif only_instances:
             values = _instance_column(target, rows, dicts, model_field, insert)
         else:
@@ -212,21 +216,24 @@ def extract(
                 for i, row in enumerate(rows):
                     if isinstance(row, models.Model):
                         values[i] = model_field.pre_save(row, True)
-        if some_instances:
-            values = _instance_values(target, rows, model_field, values, insert)
         types = set(map(type, values))
-        if model_field in keys and types & {type(MISSING), NoneType}:
+        if some_instances:
+            values, types = _instance_values(target, rows, model_field, values, types, insert)
+        if model_field in keys and types & {Missing, NoneType}:
             index = next(i for i, v in enumerate(values) if v is MISSING or v is None)
             raise RowValueError(
                 f"{where_row.format(index)} has no value for the key {model_field.name!r}.",
                 index=index,
                 field=model_field.name,
             )
-        if type(MISSING) in types:
+        if Missing in types:
             if insert:
-                values = _apply_defaults(values, model_field, now)
-                _require(values, where_row, model_field, ", which has no default and is NOT NULL")
+                values = _apply_defaults(values, types, model_field, now)
                 types = set(map(type, values))
+                if Missing in types:
+                    _require(
+                        values, where_row, model_field, ", which has no default and is NOT NULL"
+                    )
             else:
                 _require(values, where_row, model_field)
         converter = Converter(model_field, connection)
@@ -235,18 +242,20 @@ def extract(
         def where(i: int, prefix: str = prefix) -> str:
             return prefix.format(i)
 
-        if type(OMIT) in types:
+        if types == {Omit}:  # the database gives every row this column's default
+            left_out.add(j)
+            columns.append(values)
+        elif Omit in types:
             omittable.append(j)
             positions = [i for i, v in enumerate(values) if v is not OMIT]
-            if positions:
-                done = converter.column([values[i] for i in positions], where, positions)
-                for i, v in zip(positions, done, strict=True):
-                    values[i] = v
+            done = converter.column([values[i] for i in positions], where, positions)
+            for i, v in zip(positions, done, strict=True):
+                values[i] = v
             columns.append(values)
         else:
-            columns.append(converter.column(values, where, range(len(values)), types))
+            columns.append(converter.column(values, where, range(size), types))
     instances = rows if some_instances else None
-    return RowSet(target, list(fields), columns, len(rows), instances, omittable)
+    return RowSet(target, list(fields), columns, size, instances, omittable, left_out)
 
 
 def _row_kinds(target: Target, rows: list) -> tuple[bool, bool]:
@@ -288,16 +297,32 @@ def _instance_column(
 
 
 def _instance_values(
-    target: Target, rows: list, model_field: models.Field, values: list, insert: bool
-) -> list:
+    target: Target,
+    rows: list,
+    model_field: models.Field,
+    values: list,
+    types: set[type],
+    insert: bool,
+) -> tuple[list, set[type]]:
     """What instance attributes mean: unsaved defaults, keys still to be assigned."""
-    if model_field.is_relation and None in values:
+    if model_field.is_relation and NoneType in types:
+        values = list(values)
         _saved_relations(target, rows, model_field, values)
-    if insert and isinstance(model_field, AutoFieldMixin) and None in values:
-        values = [MISSING if v is None else v for v in values]
-    if insert and model_field.has_db_default():
-        values = [MISSING if isinstance(v, DatabaseDefault) else v for v in values]
-    return values
+        types = set(map(type, values))
+    if insert and isinstance(model_field, AutoFieldMixin) and NoneType in types:
+        values = _replace(values, types, NoneType, MISSING)
+        types = (types - {NoneType}) | {Missing}
+    if insert and model_field.has_db_default() and DatabaseDefault in types:
+        values = _replace(values, types, DatabaseDefault, MISSING)
+        types = (types - {DatabaseDefault}) | {Missing}
+    return values, types
+
+
+def _replace(values: list, types: set[type], kind: type, new: Any) -> list:
+    """``values`` with every value of type ``kind`` replaced by ``new``."""
+    if types == {kind}:
+        return [new] * len(values)
+    return [new if type(v) is kind else v for v in values]
 
 
 def _has_pre_save(model_field: models.Field) -> bool:
@@ -342,24 +367,26 @@ def _mapping_column(target: Target, rows: list, model_field: models.Field) -> li
     return values
 
 
-def _apply_defaults(values: list, model_field: models.Field, now: dict[type, Any]) -> list:
-    # The order of Field.get_default(): a Python default wins over a database default.
+def _apply_defaults(
+    values: list, types: set[type], model_field: models.Field, now: dict[type, Any]
+) -> list:
+    """Fill MISSING values with the field's default, in the order of Field.get_default()."""
+    # A Python default wins over a database default; auto keys come from the database.
     if isinstance(model_field, AutoFieldMixin):
-        return [OMIT if v is MISSING else v for v in values]
+        return _replace(values, types, Missing, OMIT)
     if getattr(model_field, "auto_now", False) or getattr(model_field, "auto_now_add", False):
         fill = now.setdefault(type(model_field), _now_for(model_field))
-        return [fill if v is MISSING else v for v in values]
+        return _replace(values, types, Missing, fill)
     if model_field.has_default():
         if callable(model_field.default):
             return [model_field.get_default() if v is MISSING else v for v in values]
-        fill = model_field.get_default()
-        return [fill if v is MISSING else v for v in values]
+        return _replace(values, types, Missing, model_field.get_default())
     if model_field.has_db_default():
-        return [OMIT if v is MISSING else v for v in values]
+        return _replace(values, types, Missing, OMIT)
     fill = model_field.get_default()
     if fill is None and not model_field.null:
         return values  # no value and no default: reported by the caller
-    return [fill if v is MISSING else v for v in values]
+    return _replace(values, types, Missing, fill)
 
 
 def _holds_missing(values: list) -> bool:

@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..conf import perf_settings
+from ..lifespan import on_shutdown
 from .buffer import OTHER_ROUTE, Buffer
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class Recorder:
 
                 self.flusher = Flusher(self)
                 self.flusher.start()
+                on_shutdown(flush_at_shutdown)
 
 
 _recorder: Recorder | None = None
@@ -124,3 +126,10 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def flush_at_shutdown() -> None:
+    """Stop this process's flusher and flush what is left (ASGI servers may skip ``atexit``)."""
+    recorder = _recorder
+    if recorder is not None and recorder.flusher is not None:
+        recorder.flusher.stop()

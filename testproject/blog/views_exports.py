@@ -3,8 +3,9 @@
 ``/exports/events.<format>`` and ``/exports/async/events.<format>`` stream
 every event (``?fields=a,b`` picks columns, ``?path=python`` turns the
 PostgreSQL fast path off, ``?chunk_size=``, ``?envelope=``, ``?filename=``);
-``/exports/gzip/events.<format>`` does so through GZipMiddleware and
-ConditionalGetMiddleware; ``/exports/items.<format>`` streams a generator
+``/exports/gzip/events.<format>`` does so through Django's GZipMiddleware and
+ConditionalGetMiddleware, ``/exports/gzip-one/events.<format>`` through
+django-perf's GZipMiddleware; ``/exports/items.<format>`` streams a generator
 rather than a queryset. Exporting needs the ``blog.view_event`` permission.
 
 With ``settings.EXPORT_TEST_HOOKS`` (tests only) the query can be made slow
@@ -19,12 +20,14 @@ from django.conf import settings
 from django.contrib.auth.decorators import permission_required
 from django.db import connection, models
 from django.db.models import ExpressionWrapper, F
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import re_path
+from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import conditional_page
 
 from django_perf.streaming import stream_csv, stream_json, stream_ndjson, stream_queryset
+from django_perf.streaming.middleware import GZipMiddleware
 
 from .models import Event
 
@@ -50,55 +53,80 @@ class _HookField(models.IntegerField):
         return value
 
 
-def events_queryset(request: HttpRequest):
+def events_queryset(params: QueryDict):
     """All events by id, with the test hooks applied when they are switched on."""
     queryset = Event.objects.order_by("id")
-    if request.GET.get("empty"):
+    if params.get("empty"):
         queryset = queryset.filter(pk__lt=0)
     if not getattr(settings, "EXPORT_TEST_HOOKS", False):
         return queryset
-    fail_at = int(request.GET["fail_at"]) if "fail_at" in request.GET else None
-    slow = float(request.GET.get("slow", 0))
-    if connection.vendor == "postgresql" and request.GET.get("fail") != "python":
-        # In SQL, so both paths (and COPY) fail mid-stream: unordered, so rows stream as
-        # the scan finds them instead of after a sort.
+    fail_at = int(params["fail_at"]) if "fail_at" in params else None
+    slow = float(params.get("slow", 0))
+    if connection.vendor == "postgresql" and params.get("fail") != "python":
+        # In SQL, so both paths (and COPY) fail or slow down mid-stream. Unordered, so that
+        # rows stream as the scan finds them instead of after a sort of them all.
         if fail_at is not None:
-            failing = ["1 / (blog_event.id - %s) <> 0"]
+            failing = ["1 / (blog_event.id - %s) IS NOT NULL"]
             queryset = queryset.order_by().extra(where=failing, params=[fail_at])
         if slow:
-            queryset = queryset.extra(where=["pg_sleep(%s) IS NOT NULL"], params=[slow])
+            sleeping = ["pg_sleep(%s) IS NOT NULL"]
+            queryset = queryset.order_by().extra(where=sleeping, params=[slow])
     elif fail_at is not None or slow:
         hook = _HookField(fail_at=fail_at, slow=slow)
         queryset = queryset.annotate(hook=ExpressionWrapper(F("id"), output_field=hook))
     return queryset
 
 
-def _options(request: HttpRequest) -> dict:
-    fields = request.GET.get("fields")
+def export_options(params: QueryDict, queryset) -> dict:
+    """stream_queryset() arguments from the query string."""
+    fields = params.get("fields")
+    fields = fields.split(",") if fields else None
+    if fields and "hook" in queryset.query.annotations:
+        fields.append("hook")  # the hook's conversion only runs on a selected column
     return {
-        "fields": fields.split(",") if fields else None,
-        "chunk_size": int(request.GET.get("chunk_size", 2000)),
-        "envelope": request.GET.get("envelope") or None,
-        "filename": request.GET.get("filename") or None,
-        "fast_path": False if request.GET.get("path") == "python" else None,
+        "fields": fields,
+        "chunk_size": int(params.get("chunk_size", 2000)),
+        "envelope": params.get("envelope") or None,
+        "filename": params.get("filename") or None,
+        "fast_path": False if params.get("path") == "python" else None,
     }
 
 
 @permission_required("blog.view_event", raise_exception=True)
 def events(request: HttpRequest, format: str) -> HttpResponse:
-    return stream_queryset(request, events_queryset(request), format=format, **_options(request))
+    queryset = events_queryset(request.GET)
+    return stream_queryset(
+        request, queryset, format=format, **export_options(request.GET, queryset)
+    )
 
 
 @permission_required("blog.view_event", raise_exception=True)
 async def events_async(request: HttpRequest, format: str) -> HttpResponse:
-    return stream_queryset(request, events_queryset(request), format=format, **_options(request))
+    queryset = events_queryset(request.GET)
+    return stream_queryset(
+        request, queryset, format=format, **export_options(request.GET, queryset)
+    )
 
 
 @gzip_page
 @conditional_page
 @permission_required("blog.view_event", raise_exception=True)
 def events_gzip(request: HttpRequest, format: str) -> HttpResponse:
-    return stream_queryset(request, events_queryset(request), format=format, **_options(request))
+    queryset = events_queryset(request.GET)
+    return stream_queryset(
+        request, queryset, format=format, **export_options(request.GET, queryset)
+    )
+
+
+@decorator_from_middleware(GZipMiddleware)
+@conditional_page
+@permission_required("blog.view_event", raise_exception=True)
+def events_gzip_one_member(request: HttpRequest, format: str) -> HttpResponse:
+    """As events_gzip, with django-perf's GZipMiddleware (one gzip member under ASGI too)."""
+    queryset = events_queryset(request.GET)
+    return stream_queryset(
+        request, queryset, format=format, **export_options(request.GET, queryset)
+    )
 
 
 def _numbers(count: int):
@@ -128,5 +156,6 @@ urlpatterns = [
     re_path(rf"^events\.{FORMAT}$", events, name="events"),
     re_path(rf"^async/events\.{FORMAT}$", events_async, name="events-async"),
     re_path(rf"^gzip/events\.{FORMAT}$", events_gzip, name="events-gzip"),
+    re_path(rf"^gzip-one/events\.{FORMAT}$", events_gzip_one_member, name="events-gzip-one"),
     re_path(rf"^items\.{FORMAT}$", items, name="items"),
 ]

@@ -11,7 +11,7 @@ import threading
 
 from django.http import HttpRequest, JsonResponse
 
-from django_perf.db import Batcher, ModelLoader
+from django_perf.db import Batcher, ModelLoader, async_connection
 from testproject.blog.models import Article, Author
 
 author_loader = ModelLoader(Author)
@@ -31,6 +31,14 @@ def articles_sync(request: HttpRequest) -> JsonResponse:
     author_loader.prefetch(a.author_id for a in recent)
     data = [{"title": a.title, "author": author_loader.get(a.author_id).name} for a in recent]
     return JsonResponse({"articles": data})
+
+
+async def article_count(request: HttpRequest) -> JsonResponse:
+    """Raw async SQL on the async pool: stays on the event loop, no thread hop."""
+    async with async_connection() as connection:
+        cursor = await connection.execute("SELECT count(*) FROM blog_article")
+        (count,) = await cursor.fetchone()
+    return JsonResponse({"articles": count})
 
 
 # --- request scope probes: each request primes a value, waits for its partner, reads it back ---

@@ -148,6 +148,8 @@ def test_small_sets_use_unnest_and_large_ones_copy_into_a_temporary_table():
         CaptureQueriesContext(connection) as queries,
     ):
         bulk_update(Item, rows, ["name"])
+    # The test runs in a transaction, so the temporary table is dropped at once; an
+    # outermost call leaves that to ON COMMIT DROP.
     assert [s.split()[0] for s in statements(queries)] == ["CREATE", "COPY", "UPDATE", "DROP"]
 
 
@@ -172,3 +174,18 @@ def test_sqlite_looks_keys_up_then_updates_row_by_row():
     assert select.startswith("SELECT")
     assert update == '1 times: UPDATE "bulkdemo_item" SET "name" = %s WHERE "id" = %s'
     assert Item.objects.get(pk=rows[1].pk).name == "x"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_outermost_call_leaves_the_temporary_table_to_on_commit_drop():
+    rows = items(3)
+    with (
+        override_settings(DJANGO_PERF={"BULK_COPY_MIN_ROWS": 1}),
+        CaptureQueriesContext(connection) as queries,
+    ):
+        bulk_update(Item, rows, ["name"])
+    assert [s.split()[0] for s in statements(queries)] == ["CREATE", "COPY", "UPDATE"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'django_perf_%%'")
+        assert cursor.fetchone() == (0,)

@@ -106,9 +106,8 @@ class Exports:
     def client(self, server: LiveServer, **kwargs) -> httpx.Client:
         """An HTTP client logged in as a user allowed to export (no compression asked)."""
         headers = {"Accept-Encoding": "identity", **kwargs.pop("headers", {})}
-        return httpx.Client(
-            base_url=server.url, cookies=self.cookies, headers=headers, timeout=60, **kwargs
-        )
+        kwargs.setdefault("timeout", 60)
+        return httpx.Client(base_url=server.url, cookies=self.cookies, headers=headers, **kwargs)
 
 
 @pytest.fixture(scope="package")

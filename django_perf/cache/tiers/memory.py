@@ -18,6 +18,7 @@ newer one.
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
@@ -65,7 +66,9 @@ class MemoryTier:
         # Whether L1 may be read and filled. Coherence clears it while the
         # invalidation channel is down, so nothing stale is ever served.
         self.coherent = coherent
-        self._seq = 0
+        # Distinct, increasing numbers for events (writes, invalidations) and read starts.
+        self._next = itertools.count(1).__next__
+        self._seq = 0  # the last event's number
         self._floor = 0
         self._marks: dict[str, int] = {}
         self._inflight: dict[str, int] = {}
@@ -149,7 +152,7 @@ class MemoryTier:
 
     def set(self, key: str, encoded: Encoded, expires_at: float | None) -> None:
         with self._lock:
-            self._seq += 1
+            self._seq = self._next()
             self._mark(key)
             self._store(key, encoded, expires_at)
 
@@ -158,7 +161,7 @@ class MemoryTier:
             entry = self._data.get(key)
             if entry is not None and entry[0] > time.time():
                 return False
-            self._seq += 1
+            self._seq = self._next()
             self._mark(key)
             self._store(key, encoded, expires_at)
             return True
@@ -171,7 +174,7 @@ class MemoryTier:
                 raise ValueError(f"Key '{key}' not found")
             old = entry[1] if entry[2] is None else self._loads(entry[2])
             new = old + delta
-            self._seq += 1
+            self._seq = self._next()
             self._mark(key)
             self._store(key, encode(new), None if entry[0] == FOREVER else entry[0])
         return new
@@ -181,14 +184,14 @@ class MemoryTier:
             entry = self._data.get(key)
             if entry is None or entry[0] <= time.time():
                 return False
-            self._seq += 1
+            self._seq = self._next()
             self._mark(key)
             entry[0] = self._cap(expires_at)
             return True
 
     def delete(self, key: str) -> bool:
         with self._lock:
-            self._seq += 1
+            self._seq = self._next()
             self._mark(key)
             entry = self._data.get(key)
             if entry is None:
@@ -205,7 +208,7 @@ class MemoryTier:
     def begin_write(self, key: str) -> int:
         """Mark ``key`` as being written by this process; returns the write's token."""
         with self._lock:
-            self._seq += 1
+            self._seq = self._next()
             self._mark(key)
             self._inflight[key] = self._inflight.get(key, 0) + 1
             return self._seq
@@ -255,7 +258,7 @@ class MemoryTier:
 
     def read_token(self) -> int:
         """Taken before reading lower tiers; ``promote`` refuses if the key moved since."""
-        return self._seq
+        return self._next()
 
     def promote(self, key: str, encoded: Encoded, expires_at: float | None, token: int) -> bool:
         """Keep a value found in a lower tier, unless its key changed after ``token``."""
@@ -264,7 +267,7 @@ class MemoryTier:
                 not self.coherent
                 or token < self._floor
                 or key in self._inflight
-                or self._marks.get(key, -1) >= token
+                or self._marks.get(key, 0) > token
             ):
                 return False
             if self._store(key, encoded, expires_at):
@@ -276,7 +279,7 @@ class MemoryTier:
 
     def invalidate(self, keys: Iterable[str]) -> None:
         with self._lock:
-            self._seq += 1
+            self._seq = self._next()
             for key in keys:
                 self._mark(key)
                 entry = self._data.get(key)
@@ -286,7 +289,7 @@ class MemoryTier:
     def invalidate_pattern(self, pattern: re.Pattern[str]) -> int:
         """Drop every key ``pattern`` matches (a compiled regex, see ``glob_to_regex``)."""
         with self._lock:
-            self._seq += 1
+            self._seq = self._next()
             self._floor = self._seq
             doomed = [key for key in self._data if pattern.fullmatch(key)]
             for key in doomed:
@@ -356,7 +359,7 @@ class MemoryTier:
         self._bytes -= entry[3]
 
     def _clear(self) -> None:
-        self._seq += 1
+        self._seq = self._next()
         self._floor = self._seq
         self._marks.clear()
         self._data.clear()

@@ -28,7 +28,7 @@ __all__ = ["RedisTier"]
 
 DEFAULT_CLIENT = "django_redis.client.DefaultClient"
 UNSUPPORTED_CLIENTS = {
-    "django_redis.client.sharded.ShardedClient": "client-side sharding",
+    "django_redis.client.sharded.ShardClient": "client-side sharding",
     "django_redis.client.herd.HerdClient": "the herd client's value wrapping",
 }
 DELETE_CHUNK = 1000
