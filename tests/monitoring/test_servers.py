@@ -143,6 +143,7 @@ def test_every_workers_requests_reach_perf_stats_exactly_once(kind, store_env):
             report = perf_stats(env)
         assert len(pids) >= 2
         process = report["hosts"][0]["processes"][0]
+        assert process["db_pools"]["default"]["kind"] == "database"  # django_perf.db.pool_stats()
         assert process["rss"] > 0
         assert process["threads"] >= 2  # the flusher runs beside the server
         assert report["hosts"][0]["system"]["memory_total"] > 0
