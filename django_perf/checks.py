@@ -333,4 +333,110 @@ def check_redis_pools(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 
 # --- Streaming (E300-E399, W300-W399) ------------------------------------------
 
+
+@checks.register()
+def check_streaming_json_encoder(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """E301: the streaming JSON encoder is set to orjson, which is not installed."""
+    if perf_settings.STREAMING_JSON_ENCODER != "orjson" or module_available("orjson"):
+        return []
+    return [
+        checks.Error(
+            "DJANGO_PERF['STREAMING_JSON_ENCODER'] is 'orjson', but orjson is not installed.",
+            hint='Install the speedups extra (pip install "django-perf[speedups]"), or set it '
+            "to 'auto' to use orjson only where it is installed.",
+            obj="settings.DJANGO_PERF",
+            id="django_perf.E301",
+        )
+    ]
+
+
 # --- Monitoring and admin (E400-E499, W400-W499) -------------------------------
+
+MIDDLEWARE_PATH = "django_perf.monitoring.PerformanceMiddleware"
+MIN_TOKEN_LENGTH = 16
+
+
+@checks.register()
+def check_metrics_store(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E401: the Redis store's URL or client is wrong; E402: the store's database is unknown."""
+    url = perf_settings.MONITORING_REDIS_URL
+    if url:
+        if not url.startswith(REDIS_URL_SCHEMES):
+            return [
+                checks.Error(
+                    f"DJANGO_PERF['MONITORING_REDIS_URL'] is {url!r}, not a Redis URL.",
+                    hint="Use redis://host:port/db, rediss://... or unix:///path/to/socket.",
+                    obj="settings.DJANGO_PERF",
+                    id="django_perf.E401",
+                )
+            ]
+        if not module_available("redis"):
+            return [
+                checks.Error(
+                    "Metrics are stored in Redis (MONITORING_REDIS_URL), but the redis client "
+                    "is not installed.",
+                    hint='Install the Redis extra: pip install "django-perf[redis]".',
+                    obj="settings.DJANGO_PERF",
+                    id="django_perf.E401",
+                )
+            ]
+        return []
+    alias = perf_settings.MONITORING_DATABASE
+    if alias not in settings.DATABASES:
+        return [
+            checks.Error(
+                f"DJANGO_PERF['MONITORING_DATABASE'] is {alias!r}, which is not in DATABASES.",
+                hint=f"Use one of: {', '.join(settings.DATABASES)}.",
+                obj="settings.DJANGO_PERF",
+                id="django_perf.E402",
+            )
+        ]
+    return []
+
+
+@checks.register()
+def check_middleware_position(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W401: PerformanceMiddleware is not first, so it does not time the middleware above it."""
+    middleware = list(settings.MIDDLEWARE)
+    if MIDDLEWARE_PATH in middleware and middleware.index(MIDDLEWARE_PATH) != 0:
+        above = ", ".join(middleware[: middleware.index(MIDDLEWARE_PATH)])
+        return [
+            checks.Warning(
+                f"{MIDDLEWARE_PATH} is not first in MIDDLEWARE: time spent in {above} is not "
+                "measured, and responses those return early are not recorded.",
+                hint="Move it to the top of MIDDLEWARE.",
+                obj="settings.MIDDLEWARE",
+                id="django_perf.W401",
+            )
+        ]
+    return []
+
+
+@checks.register()
+def check_metrics_endpoint(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W402: the metrics token is short enough to guess; W403: prometheus-client is missing."""
+    messages: list[checks.CheckMessage] = []
+    token = perf_settings.MONITORING_METRICS_TOKEN
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        messages.append(
+            checks.Warning(
+                f"DJANGO_PERF['MONITORING_METRICS_TOKEN'] is {len(token)} characters long; "
+                f"anything under {MIN_TOKEN_LENGTH} can be guessed.",
+                hint="Generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+                obj="settings.DJANGO_PERF",
+                id="django_perf.W402",
+            )
+        )
+    if token is not None and not module_available("prometheus_client"):
+        messages.append(
+            checks.Warning(
+                "A metrics token is set, but prometheus-client, which the metrics endpoint "
+                "needs, is not installed: the endpoint answers 501.",
+                hint='Install the Prometheus extra: pip install "django-perf[prometheus]".',
+                obj="settings.DJANGO_PERF",
+                id="django_perf.W403",
+            )
+        )
+    return messages

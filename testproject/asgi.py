@@ -4,11 +4,11 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from django_perf.db import AsyncPoolLifespan
+from django_perf.monitoring.asgi import with_lifespan
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
 
-django_application = get_asgi_application()
-
-from django_perf.db import AsyncPoolLifespan  # noqa: E402 (after Django is set up)
-
-# Answers the ASGI lifespan protocol and closes the async database pools at shutdown.
-application = AsyncPoolLifespan(django_application)
+# with_lifespan: the last metrics flush runs at lifespan shutdown (uvicorn skips atexit);
+# AsyncPoolLifespan then closes the async database pools.
+application = AsyncPoolLifespan(with_lifespan(get_asgi_application()))

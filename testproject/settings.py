@@ -26,9 +26,11 @@ INSTALLED_APPS = [
     "django_perf",
     "testproject.blog",
     "testproject.bulkdemo",
+    "testproject.polls",
 ]
 
 MIDDLEWARE = [
+    "django_perf.monitoring.PerformanceMiddleware",  # first, so it times everything below it
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -74,11 +76,27 @@ if _postgres and os.environ.get("DATABASE_POOL", "1") == "1":
 
 REDIS_URL = os.environ.get("REDIS_URL") or None
 
+# django-perf's tiered cache: process memory in front of a database table
+# (embedded default), with Redis between them when REDIS_URL is set.
+CACHE_TIERS: list[dict] = [{"KIND": "memory", "MAX_TIMEOUT": 30}]
+if REDIS_URL:
+    CACHE_TIERS.append({"KIND": "redis", "LOCATION": REDIS_URL})
+CACHE_TIERS.append({"KIND": "database"})
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "default": {
+        "BACKEND": "django_perf.cache.TieredCache",
+        "OPTIONS": {"TIERS": CACHE_TIERS},
+    },
 }
 
-DJANGO_PERF: dict = {}
+DJANGO_PERF: dict = {
+    # Monitoring: metrics go to the database, or to Redis when METRICS_REDIS_URL is set.
+    "MONITORING_REDIS_URL": os.environ.get("METRICS_REDIS_URL") or None,
+    "MONITORING_FLUSH_INTERVAL": float(os.environ.get("METRICS_FLUSH_INTERVAL", "5")),
+    "MONITORING_SYSTEM_INTERVAL": float(os.environ.get("METRICS_SYSTEM_INTERVAL", "15")),
+    "MONITORING_EXCLUDE_PATHS": ["/static/", "/favicon.ico", "/health/"],
+    "MONITORING_METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
+}
 
 AUTH_PASSWORD_VALIDATORS: list = []
 LANGUAGE_CODE = "en-us"
@@ -93,5 +111,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_perf": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "django_perf": {
+            "handlers": ["console"],
+            "level": os.environ.get("DJANGO_PERF_LOG_LEVEL", "INFO"),
+        }
+    },
 }
+
+# Streaming exports (testproject/blog/views_exports.py): let tests make a query slow or
+# fail mid-stream. Never on outside tests.
+EXPORT_TEST_HOOKS = os.environ.get("DJANGO_PERF_EXPORT_TEST_HOOKS") == "1"

@@ -36,3 +36,7 @@ else:
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEBUG = False
+
+# The test process itself flushes metrics by hand (django_perf.monitoring.flush()); servers
+# started by tests flush in the background as configured by their environment.
+DJANGO_PERF = {**DJANGO_PERF, "MONITORING_FLUSH_INTERVAL": 0, "MONITORING_SYSTEM_INTERVAL": 0}  # noqa: F405

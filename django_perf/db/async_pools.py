@@ -131,12 +131,16 @@ def _configurer(wrapper: Any) -> Callable[[Any], Any]:
 
 
 class AsyncPoolLifespan:
-    """ASGI wrapper: answer the lifespan protocol and close the async pools at shutdown.
+    """ASGI wrapper: close the async pools when the server shuts down (lifespan protocol).
 
     Django's ASGI handler refuses lifespan events; wrap it so that servers that
     send them (uvicorn, hypercorn) shut the pools down cleanly::
 
         application = AsyncPoolLifespan(get_asgi_application())
+
+    If the wrapped application speaks the lifespan protocol itself (another
+    wrapper, such as ``django_perf.monitoring.asgi.with_lifespan``), it keeps
+    doing so, and the pools close once it has completed its shutdown.
     """
 
     def __init__(self, app: Callable) -> None:
@@ -146,16 +150,39 @@ class AsyncPoolLifespan:
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return
+        started = False
+
+        async def receive_events() -> dict:
+            nonlocal started
+            started = True
+            return await receive()
+
+        async def send_events(message: dict) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await _close_logged()
+            await send(message)
+
+        try:
+            await self.app(scope, receive_events, send_events)
+        except Exception:
+            if started:
+                raise
+            await self._answer(receive, send)  # the app does not do lifespan (Django)
+
+    @staticmethod
+    async def _answer(receive: Callable, send: Callable) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                try:
-                    await close_async_pools()
-                except Exception as error:  # report it; the server is stopping anyway
-                    logger.exception("Closing the async database pools failed.")
-                    await send({"type": "lifespan.shutdown.failed", "message": str(error)})
-                    return
+                await _close_logged()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _close_logged() -> None:
+    try:
+        await close_async_pools()
+    except Exception:  # report it; the server is stopping anyway
+        logger.exception("Closing the async database pools failed.")
