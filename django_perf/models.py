@@ -4,3 +4,8 @@ Each capability defines its models in its own folder (``cache/models.py``,
 ``monitoring/models.py``) and they are imported here, so that Django finds
 them and ``makemigrations django_perf`` sees them.
 """
+
+from .cache.models import CacheEntry
+from .monitoring.models import MetricSeries, MetricsLease, SystemSample
+
+__all__ = ["CacheEntry", "MetricSeries", "MetricsLease", "SystemSample"]

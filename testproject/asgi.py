@@ -1,12 +1,17 @@
 """ASGI entry point of the test project (``uvicorn testproject.asgi:application``).
 
 With channels installed, ``/channels/...`` goes to Channels consumers and
-everything else to Django; without it, everything goes to Django.
+everything else to Django; without it, everything goes to Django. Either way
+``with_lifespan`` answers the lifespan protocol: at shutdown the last metrics
+flush runs and the async database pools close (uvicorn workers exit without
+running atexit handlers).
 """
 
 import os
 
 from django.core.asgi import get_asgi_application
+
+from django_perf.lifespan import with_lifespan
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
 
@@ -16,13 +21,13 @@ try:
     from channels.auth import AuthMiddlewareStack
     from channels.routing import ProtocolTypeRouter, URLRouter
 except ImportError:  # the channels extra is not installed
-    application = django_application
+    application = with_lifespan(django_application)
 else:
     from django.urls import re_path
 
     from testproject.blog.consumers_exports import EventExportConsumer
 
-    application = ProtocolTypeRouter(
+    router = ProtocolTypeRouter(
         {
             "http": URLRouter(
                 [
@@ -35,3 +40,4 @@ else:
             )
         }
     )
+    application = with_lifespan(router)

@@ -25,9 +25,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_perf",
     "testproject.blog",
+    "testproject.bulkdemo",
+    "testproject.polls",
 ]
 
 MIDDLEWARE = [
+    "django_perf.monitoring.PerformanceMiddleware",  # first, so it times everything below it
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -35,6 +38,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_perf.db.LoaderScopeMiddleware",
 ]
 
 ROOT_URLCONF = "testproject.urls"
@@ -62,13 +66,38 @@ DATABASES = {
     )
 }
 
+# On PostgreSQL the project uses Django's native psycopg pool (DATABASE_POOL=0 turns it off);
+# django_perf's system checks validate the options and pool_stats() reports on it.
+_postgres = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if _postgres and os.environ.get("DATABASE_POOL", "1") == "1":
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "pool", {"min_size": 1, "max_size": 4, "timeout": 10}
+    )
+
 REDIS_URL = os.environ.get("REDIS_URL") or None
 
+# django-perf's tiered cache: process memory in front of a database table
+# (embedded default), with Redis between them when REDIS_URL is set.
+CACHE_TIERS: list[dict] = [{"KIND": "memory", "MAX_TIMEOUT": 30}]
+if REDIS_URL:
+    CACHE_TIERS.append({"KIND": "redis", "LOCATION": REDIS_URL})
+CACHE_TIERS.append({"KIND": "database"})
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "default": {
+        "BACKEND": "django_perf.cache.TieredCache",
+        "OPTIONS": {"TIERS": CACHE_TIERS},
+    },
 }
 
-DJANGO_PERF: dict = {}
+DJANGO_PERF: dict = {
+    # Monitoring: metrics go to the database, or to Redis when METRICS_REDIS_URL is set.
+    "MONITORING_ENABLED": os.environ.get("METRICS_ENABLED", "1") == "1",
+    "MONITORING_REDIS_URL": os.environ.get("METRICS_REDIS_URL") or None,
+    "MONITORING_FLUSH_INTERVAL": float(os.environ.get("METRICS_FLUSH_INTERVAL", "5")),
+    "MONITORING_SYSTEM_INTERVAL": float(os.environ.get("METRICS_SYSTEM_INTERVAL", "15")),
+    "MONITORING_EXCLUDE_PATHS": ["/static/", "/favicon.ico", "/health/"],
+    "MONITORING_METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
+}
 
 AUTH_PASSWORD_VALIDATORS: list = []
 LANGUAGE_CODE = "en-us"

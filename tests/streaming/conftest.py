@@ -121,7 +121,11 @@ def exports(django_db_setup, django_db_blocker) -> Iterator[Exports]:
         client = Client()
         client.force_login(user)
         cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-        env = server_env(DJANGO_PERF_EXPORT_TEST_HOOKS="1", DJANGO_PERF_LOG_LEVEL="DEBUG")
+        # DATABASE_POOL=0: these servers prove every database session ends with its request
+        # (pg_stat_activity); Django's pool keeps released connections open by design.
+        env = server_env(
+            DJANGO_PERF_EXPORT_TEST_HOOKS="1", DJANGO_PERF_LOG_LEVEL="DEBUG", DATABASE_POOL="0"
+        )
         events = Event.objects.count()
     yield Exports({settings.SESSION_COOKIE_NAME: cookie}, env, events)
     with django_db_blocker.unblock():

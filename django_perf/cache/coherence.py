@@ -1,0 +1,235 @@
+"""Keeping every process's L1 coherent: invalidation messages over Redis pub/sub.
+
+A write, delete, touch or clear publishes a message in the same Lua call that
+changes Redis (or just after the last shared tier, for other tier orders).
+Each process runs one listener thread per store that applies other
+processes' messages to its L1:
+
+* ``{"o": origin, "k": [keys]}``: drop these keys;
+* ``{"o": origin, "p": "glob"}``: drop keys matching a Redis-style glob;
+* ``{"o": origin, "c": 1}``: drop everything.
+
+L1 is only read and filled while the listener is subscribed. When the
+subscription is lost (Redis down, connection cut, no PONG within three
+health intervals), L1 is flushed and bypassed; once subscribed again it is
+flushed once more (messages may have been missed) and used again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .faults import ErrorLog
+from .tiers.memory import MemoryTier, glob_to_regex
+
+__all__ = ["Channel"]
+
+logger = logging.getLogger("django_perf.cache")
+
+STARTING, UP, DOWN = "starting", "up", "down"
+_channels: weakref.WeakSet[Channel] = weakref.WeakSet()
+
+
+def _new_origin() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Channel:
+    """One store's invalidation channel: builds messages, runs the listener thread."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        channel: str,
+        memory: MemoryTier,
+        connect: Callable[[], Any],
+        health_interval: float = 1.0,
+        errors: ErrorLog | None = None,
+    ) -> None:
+        self.name = name
+        self.channel = channel
+        self.memory = memory
+        self._connect = connect  # returns a redis.Redis for the primary
+        self.health_interval = health_interval
+        self._errors = errors or ErrorLog()
+        self.origin = _new_origin()
+        self.state = STARTING
+        self.messages = 0
+        self.losses = 0
+        self.subscribed_at: float | None = None
+        self._up = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+        self.hooks: list[Callable[[dict[str, Any]], None]] = []
+        self.on_up: list[Callable[[], None]] = []
+        memory.coherent = False  # until the first subscription is confirmed
+        _channels.add(self)
+
+    # Messages -------------------------------------------------------------------------
+
+    def _message(self, **body: Any) -> bytes:
+        return json.dumps({"o": self.origin, **body}, separators=(",", ":")).encode()
+
+    def keys_message(self, keys: Iterable[str]) -> bytes:
+        return self._message(k=list(keys))
+
+    def pattern_message(self, pattern: str) -> bytes:
+        return self._message(p=pattern)
+
+    def clear_message(self) -> bytes:
+        return self._message(c=1)
+
+    def apply(self, data: bytes | str) -> None:
+        """Apply a message received from the channel (messages this process sent are skipped)."""
+        try:
+            message = json.loads(data)
+            origin = message["o"]
+        except (ValueError, TypeError, KeyError) as error:
+            self._errors.report(self.name, "the invalidation channel", "a malformed message", error)
+            return
+        if origin == self.origin:
+            return
+        self.messages += 1
+        if "k" in message:
+            self.memory.invalidate(message["k"])
+        elif "p" in message:
+            self.memory.invalidate_pattern(glob_to_regex(message["p"]))
+        elif "c" in message:
+            self.memory.flush()
+        for hook in self.hooks:
+            hook(message)
+
+    # The listener ---------------------------------------------------------------------
+
+    def ensure_running(self) -> None:
+        """Start the listener in this process if it is not running (first use, after fork)."""
+        thread = self._thread
+        if thread is not None and self._pid == os.getpid() and thread.is_alive():
+            return
+        with self._lock:
+            thread = self._thread
+            if thread is not None and self._pid == os.getpid() and thread.is_alive():
+                return
+            self._pid = os.getpid()
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, name=f"django-perf-cache-coherence[{self.name}]", daemon=True
+            )
+            self._thread.start()
+
+    def wait_up(self, timeout: float | None = None) -> bool:
+        """Block until the channel is subscribed (L1 in use); False on timeout."""
+        self.ensure_running()
+        return self._up.wait(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._went_down(None)
+
+    def _went_up(self) -> None:
+        self.memory.flush(coherent=True)
+        self.state = UP
+        self.subscribed_at = time.time()
+        self._up.set()
+        for callback in self.on_up:
+            callback()
+
+    def _went_down(self, error: BaseException | None) -> None:
+        was_up = self.state == UP
+        self._up.clear()
+        self.memory.flush(coherent=False)
+        self.state = DOWN
+        if was_up and error is not None:
+            self.losses += 1
+            logger.warning(
+                "Cache %r: lost the invalidation channel %r (%s); L1 is flushed and bypassed "
+                "until it is back.",
+                self.name,
+                self.channel,
+                f"{type(error).__name__}: {error}",
+            )
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            pubsub = None
+            try:
+                pubsub = self._connect().pubsub()
+                pubsub.subscribe(self.channel)
+                last_ping = last_pong = time.monotonic()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=min(0.25, self.health_interval))
+                    now = time.monotonic()
+                    if message is not None:
+                        kind = message["type"]
+                        if kind == "message":
+                            self.apply(message["data"])
+                        elif kind == "subscribe":
+                            # First subscription or a silent reconnect: messages may have
+                            # been missed, so start from an empty L1.
+                            self._went_up()
+                            backoff = 0.05
+                            last_pong = now
+                        elif kind == "pong":
+                            last_pong = now
+                    if now - last_ping >= self.health_interval:
+                        pubsub.ping()
+                        last_ping = now
+                    if now - last_pong > 3 * self.health_interval:
+                        raise TimeoutError(
+                            f"no PONG from Redis for {now - last_pong:.1f} s on the channel"
+                        )
+            except Exception as error:
+                if self._stop.is_set():
+                    break
+                self._went_down(error)
+                self._errors.report(self.name, "the invalidation channel", "listening", error)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):  # closing a broken connection may fail
+                        pubsub.close()
+
+    def _after_fork(self) -> None:
+        # The listener thread does not exist in a forked child: bypass L1 until it runs.
+        self.memory._lock = threading.Lock()
+        self.memory.flush(coherent=False)
+        self._lock = threading.Lock()
+        self._up = threading.Event()
+        self._thread = None
+        self.state = STARTING
+        self.origin = _new_origin()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "state": self.state,
+            "messages": self.messages,
+            "losses": self.losses,
+        }
+
+
+def _reset_after_fork() -> None:
+    for channel in list(_channels):
+        channel._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -1,0 +1,281 @@
+"""L3: a table in the project's database (``django_perf.CacheEntry``), written with plain SQL.
+
+Rows are found by a digest of the store name and the key; expired rows are
+never returned and are removed in bounded batches (``CULL_BATCH`` rows per
+statement, at most once per ``CULL_INTERVAL`` seconds per process), as are
+the rows closest to expiry when the store holds more than ``MAX_ENTRIES``.
+
+Inside a transaction (``ATOMIC_REQUESTS``, ``transaction.atomic()``) every
+statement runs in a savepoint, so a failing cache statement never breaks
+the caller's transaction; cache rows written there become visible to other
+processes on commit, like any other row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connections, transaction
+
+from . import NOT_INTEGER
+
+__all__ = ["DatabaseTier"]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+CHUNK = 500  # keys per statement (well under SQLite's parameter limit)
+Row = tuple[bytes | int, float | None]  # (payload or integer, expires_at)
+
+
+def literal_prefix(pattern: str) -> str:
+    """The part of a glob before its first wildcard (backslash escapes resolved)."""
+    out = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in "*?[":
+            break
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def like_escape(text: str) -> str:
+    return re.sub(r"([\\%_])", r"\\\1", text)
+
+
+class DatabaseTier:
+    """Raw-bytes operations on the CacheEntry table of one database alias."""
+
+    kind = "database"
+    shared = True
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        database: str = "default",
+        max_entries: int | None = 100_000,
+        cull_batch: int = 1000,
+        cull_interval: float = 60.0,
+    ) -> None:
+        self.location = location
+        self.alias = database
+        self.max_entries = max_entries
+        self.cull_batch = cull_batch
+        self.cull_interval = cull_interval
+        self._next_cull = 0.0
+        self.evictions = 0
+        self.expirations = 0
+        self._sql: dict[str, str] | None = None
+
+    # Plumbing -------------------------------------------------------------------------
+
+    def key_hash(self, key: str) -> str:
+        data = f"{self.location}\0{key}".encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(data, digest_size=20).hexdigest()
+
+    @property
+    def sql(self) -> dict[str, str]:
+        if self._sql is None:
+            from ..models import CacheEntry
+
+            q = connections[self.alias].ops.quote_name
+            t = q(CacheEntry._meta.db_table)
+            cols = "key_hash, location, cache_key, value, number, expires_at"
+            cols = ", ".join(q(c) for c in cols.split(", "))
+            live = f"({q('expires_at')} IS NULL OR {q('expires_at')} > %s)"
+            upsert = (
+                f"INSERT INTO {t} ({cols}) VALUES {{values}} ON CONFLICT ({q('key_hash')}) "
+                f"DO UPDATE SET {q('value')} = EXCLUDED.{q('value')}, "
+                f"{q('number')} = EXCLUDED.{q('number')}, "
+                f"{q('expires_at')} = EXCLUDED.{q('expires_at')}"
+            )
+            self._sql = {
+                "table": t,
+                "select": f"SELECT {q('key_hash')}, {q('value')}, {q('number')}, "
+                f"{q('expires_at')} FROM {t} WHERE {q('key_hash')} IN ({{marks}})",
+                "upsert": upsert,
+                "add": upsert.replace("{values}", "(%s, %s, %s, %s, %s, %s)")
+                + f" WHERE {t}.{q('expires_at')} IS NOT NULL AND {t}.{q('expires_at')} <= %s",
+                "set_if_present": f"UPDATE {t} SET {q('value')} = %s, {q('number')} = %s "
+                f"WHERE {q('key_hash')} = %s AND {live}",
+                "delete": f"DELETE FROM {t} WHERE {q('key_hash')} IN ({{marks}})",
+                "touch": f"UPDATE {t} SET {q('expires_at')} = %s WHERE {q('key_hash')} = %s "
+                f"AND {live}",
+                "incr": f"UPDATE {t} SET {q('number')} = {q('number')} + %s "
+                f"WHERE {q('key_hash')} = %s AND {q('number')} IS NOT NULL "
+                f"AND {q('number')} BETWEEN %s AND %s AND {live}",
+                "number": f"SELECT {q('number')} FROM {t} WHERE {q('key_hash')} = %s",
+                "clear": f"DELETE FROM {t} WHERE {q('location')} = %s",
+                "cull_expired": f"DELETE FROM {t} WHERE {q('key_hash')} IN (SELECT "
+                f"{q('key_hash')} FROM {t} WHERE {q('location')} = %s AND "
+                f"{q('expires_at')} <= %s LIMIT %s)",
+                "count": f"SELECT COUNT(*) FROM {t} WHERE {q('location')} = %s",
+                "cull_soonest": f"DELETE FROM {t} WHERE {q('key_hash')} IN (SELECT "
+                f"{q('key_hash')} FROM {t} WHERE {q('location')} = %s AND "
+                f"{q('expires_at')} IS NOT NULL ORDER BY {q('expires_at')} LIMIT %s)",
+                "cull_forever": f"DELETE FROM {t} WHERE {q('key_hash')} IN (SELECT "
+                f"{q('key_hash')} FROM {t} WHERE {q('location')} = %s AND "
+                f"{q('expires_at')} IS NULL LIMIT %s)",
+                "scan": f"SELECT {q('key_hash')}, {q('cache_key')} FROM {t} WHERE "
+                f"{q('location')} = %s AND {q('cache_key')} LIKE %s ESCAPE '\\' AND "
+                f"{q('key_hash')} > %s ORDER BY {q('key_hash')} LIMIT %s",
+            }
+        return self._sql
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        connection = connections[self.alias]
+        if connection.in_atomic_block:
+            # A savepoint: a failing statement must not doom the caller's transaction.
+            with transaction.atomic(using=self.alias), connection.cursor() as cursor:
+                yield cursor
+        else:
+            with connection.cursor() as cursor:
+                yield cursor
+
+    @staticmethod
+    def _row(value: Any, number: int | None, expires_at: float | None) -> Row:
+        if number is not None:
+            return number, expires_at
+        return bytes(value), expires_at
+
+    # Reads ----------------------------------------------------------------------------
+
+    def get(self, key: str) -> Row | None:
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Row]:
+        hashes = {self.key_hash(key): key for key in keys}
+        found: dict[str, Row] = {}
+        now = time.time()
+        items = list(hashes)
+        with self._cursor() as cursor:
+            for start in range(0, len(items), CHUNK):
+                chunk = items[start : start + CHUNK]
+                sql = self.sql["select"].replace("{marks}", ", ".join(["%s"] * len(chunk)))
+                cursor.execute(sql, chunk)
+                for key_hash, value, number, expires_at in cursor.fetchall():
+                    if expires_at is None or expires_at > now:
+                        found[hashes[key_hash]] = self._row(value, number, expires_at)
+        return found
+
+    # Writes ---------------------------------------------------------------------------
+
+    def _params(self, key: str, data: bytes | int, expires_at: float | None) -> list[Any]:
+        if isinstance(data, int):
+            return [self.key_hash(key), self.location, key, b"", data, expires_at]
+        return [self.key_hash(key), self.location, key, data, None, expires_at]
+
+    def set(self, key: str, data: bytes | int, expires_at: float | None) -> None:
+        self.set_many([(key, data, expires_at)])
+
+    def set_many(self, items: Sequence[tuple[str, bytes | int, float | None]]) -> None:
+        with self._cursor() as cursor:
+            for start in range(0, len(items), CHUNK // 6):
+                chunk = items[start : start + CHUNK // 6]
+                params: list[Any] = []
+                for key, data, expires_at in chunk:
+                    params += self._params(key, data, expires_at)
+                values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+                cursor.execute(self.sql["upsert"].replace("{values}", values), params)
+
+    def add(self, key: str, data: bytes | int, expires_at: float | None) -> bool:
+        """Insert unless a live row exists (an expired row is taken over); atomic."""
+        with self._cursor() as cursor:
+            cursor.execute(self.sql["add"], [*self._params(key, data, expires_at), time.time()])
+            return cursor.rowcount > 0
+
+    def set_if_present(self, key: str, data: bytes | int) -> bool:
+        """Replace the value of a live row, keeping its expiry."""
+        number = data if isinstance(data, int) else None
+        value = b"" if number is not None else data
+        with self._cursor() as cursor:
+            cursor.execute(
+                self.sql["set_if_present"], [value, number, self.key_hash(key), time.time()]
+            )
+            return cursor.rowcount > 0
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        hashes = [self.key_hash(key) for key in keys]
+        deleted = 0
+        with self._cursor() as cursor:
+            for start in range(0, len(hashes), CHUNK):
+                chunk = hashes[start : start + CHUNK]
+                marks = ", ".join(["%s"] * len(chunk))
+                cursor.execute(self.sql["delete"].replace("{marks}", marks), chunk)
+                deleted += cursor.rowcount
+        return deleted
+
+    def touch(self, key: str, expires_at: float | None) -> bool:
+        with self._cursor() as cursor:
+            cursor.execute(self.sql["touch"], [expires_at, self.key_hash(key), time.time()])
+            return cursor.rowcount > 0
+
+    def incr(self, key: str, delta: int) -> Any:
+        """The new value; None if there is no live row; NOT_INTEGER if SQL cannot add to it."""
+        low, high = (INT64_MIN, INT64_MAX - delta) if delta >= 0 else (INT64_MIN - delta, INT64_MAX)
+        key_hash = self.key_hash(key)
+        connection = connections[self.alias]
+        with transaction.atomic(using=self.alias), connection.cursor() as cursor:
+            # The bounds keep the sum inside 64 bits (SQLite would silently turn it into a REAL).
+            cursor.execute(self.sql["incr"], [delta, key_hash, low, high, time.time()])
+            if cursor.rowcount:
+                cursor.execute(self.sql["number"], [key_hash])
+                return cursor.fetchone()[0]
+        return NOT_INTEGER if self.get(key) is not None else None
+
+    def clear(self) -> None:
+        with self._cursor() as cursor:
+            cursor.execute(self.sql["clear"], [self.location])
+
+    def delete_pattern(self, pattern: str, regex: re.Pattern[str]) -> int:
+        """Delete rows whose key matches the glob ``pattern`` (``regex`` is its compiled form)."""
+        like = like_escape(literal_prefix(pattern)) + "%"
+        after = ""
+        deleted = 0
+        while True:
+            with self._cursor() as cursor:
+                cursor.execute(self.sql["scan"], [self.location, like, after, self.cull_batch])
+                rows = cursor.fetchall()
+            if not rows:
+                return deleted
+            after = rows[-1][0]
+            doomed = [key for _, key in rows if regex.fullmatch(key)]
+            if doomed:
+                deleted += self.delete_many(doomed)
+
+    # Culling --------------------------------------------------------------------------
+
+    def cull_due(self) -> bool:
+        return time.monotonic() >= self._next_cull
+
+    def cull(self) -> tuple[int, int]:
+        """Delete up to CULL_BATCH expired rows, then rows over MAX_ENTRIES; (expired, evicted)."""
+        self._next_cull = time.monotonic() + self.cull_interval
+        sql = self.sql
+        evicted = 0
+        with self._cursor() as cursor:
+            cursor.execute(sql["cull_expired"], [self.location, time.time(), self.cull_batch])
+            expired = max(cursor.rowcount, 0)
+            if self.max_entries is not None:
+                cursor.execute(sql["count"], [self.location])
+                excess = min(cursor.fetchone()[0] - self.max_entries, self.cull_batch)
+                for statement in ("cull_soonest", "cull_forever"):
+                    if excess <= 0:
+                        break
+                    cursor.execute(sql[statement], [self.location, excess])
+                    evicted += max(cursor.rowcount, 0)
+                    excess -= max(cursor.rowcount, 0)
+        self.expirations += expired
+        self.evictions += evicted
+        return expired, evicted

@@ -1,0 +1,254 @@
+"""L2: Redis, through django-redis's client and connection pools.
+
+django-redis builds the connections: its ``CLIENT_CLASS`` (the default client
+or the Sentinel client), connection factory, pool class and pool kwargs,
+replicas (a list of URLs, primary first; reads go to replicas), socket
+timeouts, username and password. This tier only issues commands on the raw
+``redis.Redis`` objects django-redis hands out, because it stores already
+signed payloads and must not let django-redis pickle them again.
+
+Writes that other processes must hear about run as one Lua script that writes
+and publishes the invalidation message, so a ``set`` still costs a single
+round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from ..codec import FORMAT
+from . import NOT_INTEGER
+
+__all__ = ["RedisTier"]
+
+DEFAULT_CLIENT = "django_redis.client.DefaultClient"
+UNSUPPORTED_CLIENTS = {
+    "django_redis.client.sharded.ShardClient": "client-side sharding",
+    "django_redis.client.herd.HerdClient": "the herd client's value wrapping",
+}
+DELETE_CHUNK = 1000
+
+# KEYS[1] key; ARGV: value, px (0 = no expiry), nx ("1"/"0"), channel ("" = none), message
+SET_SCRIPT = """
+local px = tonumber(ARGV[2])
+local r
+if ARGV[3] == '1' then
+  if px > 0 then r = redis.call('SET', KEYS[1], ARGV[1], 'PX', px, 'NX')
+  else r = redis.call('SET', KEYS[1], ARGV[1], 'NX') end
+else
+  if px > 0 then r = redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+  else r = redis.call('SET', KEYS[1], ARGV[1]) end
+end
+if not r then return 0 end
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+return 1
+"""
+
+# KEYS: keys; ARGV: channel, message
+DELETE_SCRIPT = """
+local n = redis.call('UNLINK', unpack(KEYS))
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return n
+"""
+
+# KEYS[1] key; ARGV: px (0 = never expire), 8 expiry bytes for the payload header,
+# channel, message. Signed payloads get their header's expiry rewritten in place.
+TOUCH_SCRIPT = f"""
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local px = tonumber(ARGV[1])
+if string.byte(v, 1) == {FORMAT} then
+  v = string.sub(v, 1, 2) .. ARGV[2] .. string.sub(v, 11)
+  if px > 0 then redis.call('SET', KEYS[1], v, 'PX', px)
+  else redis.call('SET', KEYS[1], v) end
+else
+  if px > 0 then redis.call('PEXPIRE', KEYS[1], px)
+  else redis.call('PERSIST', KEYS[1]) end
+end
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+return 1
+"""
+
+# KEYS[1] key; ARGV: delta, channel, message. Errors (not an integer) abort the script.
+INCR_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return n
+"""
+
+Publish = tuple[str, bytes] | None  # (channel, message) to publish with a write
+
+
+def _px(ttl: float | None) -> int:
+    """Milliseconds for PX (0: keep forever); ``ttl`` is seconds, positive."""
+    if ttl is None:
+        return 0
+    return max(1, int(ttl * 1000))
+
+
+def _publish_args(publish: Publish) -> list[Any]:
+    return [publish[0], publish[1]] if publish else ["", b""]
+
+
+class RedisTier:
+    """Raw-bytes operations on Redis with django-redis's connections."""
+
+    kind = "redis"
+    shared = True
+
+    def __init__(self, location: str | Sequence[str], options: dict[str, Any]) -> None:
+        try:
+            import django_redis  # noqa: F401
+            from redis.exceptions import ResponseError
+        except ImportError as error:
+            raise ImproperlyConfigured(
+                'The Redis tier needs django-redis: pip install "django-perf[redis]".'
+            ) from error
+        self._response_error = ResponseError
+        options = dict(options)
+        # A cache must fail fast: bounded waits unless the user chose others.
+        options.setdefault("SOCKET_CONNECT_TIMEOUT", 1.0)
+        options.setdefault("SOCKET_TIMEOUT", 1.0)
+        client_path = options.get("CLIENT_CLASS", DEFAULT_CLIENT)
+        client_cls = import_string(client_path) if isinstance(client_path, str) else client_path
+        for path, what in UNSUPPORTED_CLIENTS.items():
+            with contextlib.suppress(ImportError):
+                if issubclass(client_cls, import_string(path)):
+                    raise ImproperlyConfigured(
+                        f"The Redis tier cannot use {path} ({what}); use "
+                        f"{DEFAULT_CLIENT} or django_redis.client.SentinelClient."
+                    )
+        self.location = location
+        servers = list(location) if isinstance(location, list | tuple) else location
+        self._client = client_cls(servers, {"OPTIONS": options}, None)
+        self._scripts: dict[str, Any] = {}
+        self.scan_count = 1000
+
+    # Connections ----------------------------------------------------------------------
+
+    def writer(self) -> Any:
+        """The primary's ``redis.Redis`` (django-redis caches it and its pool)."""
+        return self._client.get_client(write=True)
+
+    def reader(self) -> Any:
+        """A replica's ``redis.Redis`` when replicas are configured, else the primary's."""
+        return self._client.get_client(write=False)
+
+    def _script(self, source: str) -> Any:
+        script = self._scripts.get(source)
+        if script is None:
+            from redis.commands.core import Script
+
+            script = self._scripts[source] = Script(self.writer(), source)
+        return script
+
+    def _run(self, source: str, keys: list[Any], args: list[Any]) -> Any:
+        return self._script(source)(keys=keys, args=args, client=self.writer())
+
+    # Reads ----------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        return self.reader().get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self.reader().mget(keys)
+
+    def pttl(self, key: str) -> float | None:
+        """Seconds left for ``key``: None if it never expires, 0.0 if it is gone."""
+        left = self.reader().pttl(key)
+        if left == -1:
+            return None
+        return max(left, 0) / 1000
+
+    # Writes ---------------------------------------------------------------------------
+
+    def set(
+        self,
+        key: str,
+        data: bytes | int,
+        ttl: float | None,
+        *,
+        nx: bool = False,
+        publish: Publish = None,
+    ) -> bool:
+        if publish is None:
+            return bool(self.writer().set(key, data, px=_px(ttl) or None, nx=nx))
+        args = [data, _px(ttl), "1" if nx else "0", *_publish_args(publish)]
+        return bool(self._run(SET_SCRIPT, [key], args))
+
+    def set_many(
+        self,
+        items: Iterable[tuple[str, bytes | int, float | None]],
+        publish: Publish = None,
+        *,
+        nx: bool = False,
+    ) -> list[bool]:
+        pipe = self.writer().pipeline(transaction=False)
+        for key, data, ttl in items:
+            pipe.set(key, data, px=_px(ttl) or None, nx=nx)
+        if publish:
+            pipe.publish(*publish)
+        results = pipe.execute()
+        return [bool(r) for r in (results[:-1] if publish else results)]
+
+    def promote_many(self, items: Iterable[tuple[str, bytes | int, float | None]]) -> list[bool]:
+        """SET NX each item (values found in a lower tier), in one round trip."""
+        return self.set_many(items, nx=True)
+
+    def delete_many(self, keys: Sequence[str], publish: Publish = None) -> int:
+        deleted = 0
+        for start in range(0, len(keys), DELETE_CHUNK):
+            chunk = list(keys[start : start + DELETE_CHUNK])
+            last = start + DELETE_CHUNK >= len(keys)
+            deleted += self._run(DELETE_SCRIPT, chunk, _publish_args(publish if last else None))
+        return deleted
+
+    def touch(self, key: str, ttl: float | None, header_expiry: bytes, publish: Publish) -> bool:
+        args = [_px(ttl), header_expiry, *_publish_args(publish)]
+        return bool(self._run(TOUCH_SCRIPT, [key], args))
+
+    def incr(self, key: str, delta: int, publish: Publish) -> Any:
+        """The new value; None if ``key`` is absent; NOT_INTEGER if Redis cannot add to it."""
+        try:
+            return self._run(INCR_SCRIPT, [key], [delta, *_publish_args(publish)])
+        except self._response_error as error:
+            text = str(error)
+            if "not an integer" in text or "overflow" in text:
+                return NOT_INTEGER
+            raise
+
+    def clear(self, publish: Publish) -> None:
+        pipe = self.writer().pipeline(transaction=False)
+        pipe.flushdb()
+        if publish:
+            pipe.publish(*publish)
+        pipe.execute()
+
+    def delete_pattern(self, pattern: str, publish: Publish = None) -> int:
+        """UNLINK every key matching the glob ``pattern`` (SCAN with a large COUNT)."""
+        client = self.writer()
+        deleted = 0
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=self.scan_count):
+            batch.append(key)
+            if len(batch) >= DELETE_CHUNK:
+                deleted += client.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += client.unlink(*batch)
+        if publish:
+            client.publish(*publish)
+        return deleted
+
+    def publish(self, channel: str, message: bytes) -> None:
+        self.writer().publish(channel, message)
+
+    def close(self) -> None:
+        """Disconnect this tier's pools (django-redis shares pools per URL in the process)."""
+        self._client.do_close_clients()

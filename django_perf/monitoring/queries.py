@@ -1,0 +1,86 @@
+"""Database queries of the current request: count and time per alias, repeated SQL for N+1.
+
+One execute wrapper (Django's ``connection.execute_wrappers``) is put on every
+database connection when it opens; it times each query into the
+:class:`QueryLog` of the request being served (a context variable), and does
+nothing but one context-variable read outside a recorded request.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from time import perf_counter_ns
+from typing import Any
+
+from django.db import connections
+from django.db.backends.signals import connection_created
+
+__all__ = ["QueryLog", "current_log", "install"]
+
+
+class QueryLog:
+    """What one request asked of the databases.
+
+    Made for every recorded request, so making one is free: the class
+    attributes stand in until the first query gives the instance its own.
+    """
+
+    count = 0
+    ns = 0
+    by_alias: dict[str, list[int]] = {}  # alias -> [queries, nanoseconds]; shared until a query
+    statements: dict[str, int] = {}  # SQL -> times run in this request
+
+    def add(self, alias: str, sql: str, ns: int) -> None:
+        if not self.count:
+            self.by_alias = {}
+            self.statements = {}
+        self.count += 1
+        self.ns += ns
+        entry = self.by_alias.get(alias)
+        if entry is None:
+            self.by_alias[alias] = [1, ns]
+        else:
+            entry[0] += 1
+            entry[1] += ns
+        statements = self.statements
+        statements[sql] = statements.get(sql, 0) + 1
+
+    def repeated(self, threshold: int) -> list[tuple[str, int]]:
+        """SQL run ``threshold`` times or more, most repeated first (the N+1 suspects)."""
+        if self.count < threshold:
+            return []
+        found = [(sql, n) for sql, n in self.statements.items() if n >= threshold]
+        return sorted(found, key=lambda item: -item[1])
+
+
+_log: ContextVar[QueryLog | None] = ContextVar("django_perf_query_log", default=None)
+current_log = _log.get
+
+
+def _wrapper(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    log = _log.get()
+    if log is None:
+        return execute(sql, params, many, context)
+    start = perf_counter_ns()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        log.add(context["connection"].alias, sql, perf_counter_ns() - start)
+
+
+def _install_on(connection: Any) -> None:
+    wrappers = connection.execute_wrappers
+    if _wrapper not in wrappers:
+        # First in the list = outermost, and out of the way of wrappers that others push/pop.
+        wrappers.insert(0, _wrapper)
+
+
+def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
+    _install_on(connection)
+
+
+def install() -> None:
+    """Time queries on every connection: those open in this thread now, and all opened later."""
+    connection_created.connect(_on_connection_created, dispatch_uid="django_perf.monitoring")
+    for connection in connections.all(initialized_only=True):
+        _install_on(connection)

@@ -1,0 +1,234 @@
+"""TieredCache against what it stands in for: LocMemCache for L1 hits, django-redis for the rest.
+
+* an L1 hit ``get`` vs ``LocMemCache.get`` (goal: ratio <= 1.0);
+* an L2 hit (L1 miss) ``get`` vs django-redis ``get`` (goal: <= 1.15);
+* ``set`` through L1 + L2 vs django-redis ``set`` (goal: <= 1.3);
+* a Zipf-distributed workload, 95% reads, in ops/s vs django-redis alone (goal: >= 5), with
+  the L1 hit ratio printed;
+* how long another OS process keeps serving a value after it changed (p99 of 40 changes per
+  sample), vs a process that reads Redis directly; the issue's bound is 100 ms.
+
+Values are a small dict (a typical cached row or fragment context) unless noted.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from itertools import accumulate
+from typing import Any
+
+from django.conf import settings
+from django.core.cache.backends.locmem import LocMemCache
+
+from django_perf.cache import TieredCache
+from django_perf.cache.store import forget_store
+from tests.benchmarks.harness import Case, Comparison, Goal, per_op
+from tests.support.servers import servers
+
+VALUE = {"id": 1234, "title": "A cached article title", "tags": ["a", "b", "c"], "score": 4.5}
+NUMBER = 50_000  # calls per sample for in-memory cases
+REDIS_KEYS = 2_000  # calls per sample for cases that reach Redis
+ZIPF_KEYS, ZIPF_OPS, ZIPF_S = 10_000, 20_000, 1.1
+
+
+def django_redis(url: str, prefix: str) -> Any:
+    from django_redis.cache import RedisCache
+
+    return RedisCache(url, {"KEY_PREFIX": prefix})
+
+
+def tiered(url: str, location: str, **memory: Any) -> TieredCache:
+    tiers = [{"KIND": "memory", **memory}, {"KIND": "redis", "LOCATION": url}]
+    cache = TieredCache(location, {"OPTIONS": {"TIERS": tiers}})
+    assert cache.wait_for_coherence(10), "the invalidation channel did not come up"
+    return cache
+
+
+def l1_hit(url: str) -> list[Comparison]:
+    locmem = LocMemCache("bench", {"OPTIONS": {"MAX_ENTRIES": 10_000}})
+    cache = tiered(url, "bench-l1")
+    comparisons = []
+    for label, value in (("a small dict", VALUE), ("a short string", "a cached fragment")):
+        locmem.set("key", value)
+        cache.set("key", value)
+        assert cache.get("key") == value == locmem.get("key")
+        comparisons.append(
+            Comparison(
+                f"L1 hit get, {label}",
+                baseline=Case("LocMemCache.get", per_op(lambda: locmem.get("key"), NUMBER)),
+                candidates=[
+                    Case(
+                        "TieredCache.get (L1 hit)",
+                        per_op(lambda: cache.get("key"), NUMBER),
+                        Goal("<=", 1.0),
+                    )
+                ],
+            )
+        )
+    return comparisons
+
+
+def over_keys(get: Callable[[str], Any], keys: list[str], before: Callable[[], None]):
+    """A sampler: seconds per call of ``get`` over ``keys``, after an untimed ``before()``."""
+
+    def sample() -> float:
+        before()
+        start = time.perf_counter()
+        for key in keys:
+            get(key)
+        return (time.perf_counter() - start) / len(keys)
+
+    return sample
+
+
+def l2_hit(url: str) -> Comparison:
+    plain = django_redis(url, "plain")
+    cache = tiered(url, "bench-l2")
+    keys = [f"row:{i}" for i in range(REDIS_KEYS)]
+    for key in keys:
+        plain.set(key, VALUE, None)
+        cache.set(key, VALUE, None)
+    memory = cache._store.memory
+    memory.flush()
+    assert cache.get(keys[0]) == VALUE
+    assert cache.stats()["redis"]["hits"] == 1
+    return Comparison(
+        "L2 hit get (L1 miss, then promoted)",
+        baseline=Case("django-redis get", over_keys(plain.get, keys, lambda: None)),
+        candidates=[
+            Case(
+                "TieredCache.get (L2 hit)",
+                over_keys(cache.get, keys, memory.flush),
+                Goal("<=", 1.15),
+            )
+        ],
+    )
+
+
+def set_l1_l2(url: str) -> Comparison:
+    plain = django_redis(url, "plain")
+    cache = tiered(url, "bench-set")
+    return Comparison(
+        "set through L1 + L2",
+        baseline=Case("django-redis set", per_op(lambda: plain.set("key", VALUE), REDIS_KEYS)),
+        candidates=[
+            Case(
+                "TieredCache.set (L2 + invalidation message, L1)",
+                per_op(lambda: cache.set("key", VALUE), REDIS_KEYS),
+                Goal("<=", 1.3),
+            )
+        ],
+    )
+
+
+def zipf_workload(url: str) -> Comparison:
+    rng = random.Random(2024)
+    weights = [1 / (rank**ZIPF_S) for rank in range(1, ZIPF_KEYS + 1)]
+    cumulative = list(accumulate(weights))
+    keys = rng.choices(range(ZIPF_KEYS), cum_weights=cumulative, k=ZIPF_OPS)
+    ops = [(f"item:{key}", rng.random() < 0.05) for key in keys]  # (key, is_write)
+    plain = django_redis(url, "plain")
+    cache = tiered(url, "bench-zipf", MAX_ENTRIES=ZIPF_KEYS)
+    for key in range(ZIPF_KEYS):
+        plain.set(f"item:{key}", VALUE, None)
+        cache.set(f"item:{key}", VALUE, None)
+    memory = cache._store.memory
+    memory.flush()  # start cold: the first samples warm L1 up
+    hit_ratios = []
+
+    def run(target: Any, record: bool) -> Callable[[], float]:
+        def sample() -> float:
+            hits, misses = memory.hits, memory.misses
+            start = time.perf_counter()
+            for key, is_write in ops:
+                if is_write:
+                    target.set(key, VALUE, None)
+                else:
+                    target.get(key)
+            elapsed = time.perf_counter() - start
+            if record:
+                hit_ratios.append(
+                    (memory.hits - hits) / max(1, memory.hits - hits + memory.misses - misses)
+                )
+            return len(ops) / elapsed
+
+        return sample
+
+    def report() -> None:
+        print(
+            f"  L1 hit ratio of the Zipf workload (s={ZIPF_S}, {ZIPF_KEYS} keys, 95% reads): "
+            f"median {statistics.median(hit_ratios):.1%} over {len(hit_ratios)} samples "
+            f"(first {hit_ratios[0]:.1%}, cold)"
+        )
+
+    return Comparison(
+        f"Zipf workload, 95% reads ({ZIPF_OPS} ops per sample)",
+        baseline=Case("django-redis", run(plain, False)),
+        candidates=[Case("TieredCache (L1 + L2)", run(cache, True), Goal(">=", 5))],
+        unit="ops/s",
+        teardown=report,
+    )
+
+
+def invalidation_latency(url: str) -> Comparison:
+    from tests.cache.worker import Worker
+
+    writer = tiered(url, "bench-coherence")
+    watcher = Worker("bench-coherence", url, settings.SECRET_KEY)
+    plain_watcher = Worker("bench-coherence", url, settings.SECRET_KEY, "--plain-redis")
+    plain = django_redis(url, "")
+    trials = 40
+
+    def p99_ms(worker: Worker, write: Callable[[str, int], None]) -> Callable[[], float]:
+        def sample() -> float:
+            latencies = []
+            for n in range(trials):
+                write("watched", n)
+                worker("get", key="watched")  # the watcher holds the value (in L1, if it has one)
+                worker.send("watch", key="watched", value=n, ack=True, timeout=5)
+                assert worker.read() == {"watching": True}
+                time.sleep(0.002)  # let it poll a little
+                started = time.time()
+                write("watched", n + 1)
+                seen = worker.read()["result"]
+                assert seen["value"] == n + 1, seen
+                latencies.append(seen["at"] - started)
+            return statistics.quantiles(latencies, n=100)[98] * 1000
+
+        return sample
+
+    def close() -> None:
+        watcher.close()
+        plain_watcher.close()
+        forget_store(writer._store)
+
+    return Comparison(
+        "another process stops serving a changed value (p99 of 40 changes)",
+        baseline=Case(
+            "reader polling Redis (django-redis)",
+            p99_ms(plain_watcher, lambda k, v: plain.set(k, v, None)),
+        ),
+        candidates=[
+            Case(
+                "TieredCache reader polling its L1",
+                p99_ms(watcher, lambda k, v: writer.set(k, v, None)),
+            )
+        ],
+        unit="ms",
+        repeat=5,
+        teardown=close,
+    )
+
+
+def comparisons() -> list[Comparison]:
+    url = servers.redis_url()
+    return [
+        *l1_hit(url),
+        l2_hit(url),
+        set_l1_l2(url),
+        zipf_workload(url),
+        invalidation_latency(url),
+    ]
