@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterable, Generator, Iterable, Sequence
 from dataclasses import dataclass
@@ -85,7 +86,11 @@ def queryset_stream(
     else:
         path = "python"
         backend = json_backend(perf_settings.STREAMING_JSON_ENCODER)
-        chunks = python_chunks(plan, row_encoder(format, plan.columns, backend), chunk_size)
+        chunks = python_chunks(
+            plan,
+            functools.partial(row_encoder, format, plan.columns, backend),
+            chunk_size,
+        )
         label = f"{label} [{backend.name}]"
     logger.debug("%s: %s path under %s%s", label, path, server, f" ({reason})" if reason else "")
     header = plan.names if format == "csv" else None

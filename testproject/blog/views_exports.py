@@ -15,12 +15,14 @@ With ``settings.EXPORT_TEST_HOOKS`` (tests only) the query can be made slow
 from __future__ import annotations
 
 import time
+from itertools import islice
 
 from django.conf import settings
 from django.contrib.auth.decorators import permission_required
+from django.core.handlers.asgi import ASGIRequest
 from django.db import connection, models
 from django.db.models import ExpressionWrapper, F
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict, StreamingHttpResponse
 from django.urls import re_path
 from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.gzip import gzip_page
@@ -58,6 +60,8 @@ def events_queryset(params: QueryDict):
     queryset = Event.objects.order_by("id")
     if params.get("empty"):
         queryset = queryset.filter(pk__lt=0)
+    if params.get("max_id"):
+        queryset = queryset.filter(pk__lte=int(params["max_id"]))
     if not getattr(settings, "EXPORT_TEST_HOOKS", False):
         return queryset
     fail_at = int(params["fail_at"]) if "fail_at" in params else None
@@ -150,6 +154,56 @@ def items(request: HttpRequest, format: str) -> HttpResponse:
     return STREAMERS[format](source, request=request, chunk_size=100)
 
 
+# --- what the benchmarks compare streaming with (tests/benchmarks/bench_streaming.py) ------
+
+
+@permission_required("blog.view_event", raise_exception=True)
+def baseline_json_response(request: HttpRequest) -> HttpResponse:
+    """Not streamed: every row in a list, then JsonResponse."""
+    queryset = events_queryset(request.GET)
+    fields = export_options(request.GET, queryset)["fields"] or ()
+    return JsonResponse(list(queryset.values(*fields)), safe=False)
+
+
+def _handwritten_sync(queryset, size):
+    import orjson  # the speedups extra; only the benchmarks call this
+
+    rows = queryset.iterator(chunk_size=size)
+    opening = b"["
+    while batch := list(islice(rows, size)):
+        yield opening + orjson.dumps(batch)[1:-1]
+        opening = b","
+    yield b"[]" if opening == b"[" else b"]"
+
+
+async def _handwritten_async(queryset, size):
+    import orjson
+
+    batch, opening = [], b"["
+    async for row in queryset.aiterator(chunk_size=size):
+        batch.append(row)
+        if len(batch) == size:
+            yield opening + orjson.dumps(batch)[1:-1]
+            batch, opening = [], b","
+    if batch:
+        yield opening + orjson.dumps(batch)[1:-1]
+        opening = b","
+    yield b"[]" if opening == b"[" else b"]"
+
+
+@permission_required("blog.view_event", raise_exception=True)
+def baseline_handwritten(request: HttpRequest) -> HttpResponse:
+    """What one writes by hand: orjson per chunk of iterator() (aiterator() under ASGI)."""
+    queryset = events_queryset(request.GET)
+    fields = export_options(request.GET, queryset)["fields"] or ()
+    values = queryset.values(*fields)
+    if isinstance(request, ASGIRequest):
+        body = _handwritten_async(values, 2000)
+    else:
+        body = _handwritten_sync(values, 2000)
+    return StreamingHttpResponse(body, content_type="application/json")
+
+
 FORMAT = r"(?P<format>json|ndjson|csv)"
 
 urlpatterns = [
@@ -158,4 +212,6 @@ urlpatterns = [
     re_path(rf"^gzip/events\.{FORMAT}$", events_gzip, name="events-gzip"),
     re_path(rf"^gzip-one/events\.{FORMAT}$", events_gzip_one_member, name="events-gzip-one"),
     re_path(rf"^items\.{FORMAT}$", items, name="items"),
+    re_path(r"^baseline/json-response\.json$", baseline_json_response, name="json-response"),
+    re_path(r"^baseline/handwritten\.json$", baseline_handwritten, name="handwritten"),
 ]
