@@ -68,6 +68,13 @@ def run(command: dict[str, Any]) -> Any:
         return cache.incr(key, command.get("delta", 1))
     if op == "stats":
         return cache.stats()
+    if op == "until":
+        # Poll until the value equals "value" (e.g. until an invalidation arrived).
+        deadline = time.time() + command.get("timeout", 10)
+        while time.time() < deadline:
+            if cache.get(key, "<missing>") == command["value"]:
+                return True
+        return False
     if op == "watch":
         # Poll until the value differs from "value"; report when, in wall-clock time.
         deadline = time.time() + command.get("timeout", 10)
