@@ -428,9 +428,10 @@ class Codec:
             raise Rejected("value shorter than its header")
         _, flags, expires_at, mac = HEADER.unpack_from(data)
         body = data[HEADER_SIZE:]
-        if not any(
+        signing, verifying = self._keys.current()
+        if not hmac.compare_digest(mac, self._mac(signing, key, flags, body)) and not any(
             hmac.compare_digest(mac, self._mac(secret, key, flags, body))
-            for secret in self._keys.current()[1]
+            for secret in verifying[1:]
         ):
             raise Rejected("signature does not match (forged, corrupted or another SECRET_KEY)")
         if flags & SERIALIZER_MASK != self.serializer.id:

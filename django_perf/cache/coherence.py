@@ -3,9 +3,10 @@
 After a write, delete, touch or clear has reached every shared tier, the key
 is queued for a publisher thread. A change after a quiet spell is published
 at once; while changes keep coming they are sent as at most one message per
-``BATCH_WINDOW`` (10 ms), so a burst of writes costs every process a few
-messages instead of one per key. Each process runs one listener thread per store that applies other
-processes' messages to its L1:
+2 ms, or per 20 ms once batches grow (``BATCH_WINDOW``), so a burst of writes
+costs every process a few messages instead of one per key (and the writing process few thread
+switches). Each process runs one listener thread per store that applies
+other processes' messages to its L1:
 
 * ``{"o": origin, "k": [keys]}``: drop these keys;
 * ``{"o": origin, "p": "glob"}``: drop keys matching a Redis-style glob;
@@ -43,7 +44,9 @@ logger = logging.getLogger("django_perf.cache")
 STARTING, UP, DOWN = "starting", "up", "down"
 MESSAGE_KEYS = 1000  # keys per message
 QUEUE_LIMIT = 100_000  # queued keys before "clear" is sent instead
-BATCH_WINDOW = 0.01  # seconds the publisher waits for more changes before sending
+BATCH_WINDOW = 0.02  # while changes keep coming, at most one message per window...
+SHORT_WINDOW = 0.002  # ...or per this one, while batches stay small
+BUSY_BATCH = 8  # changes in a batch that make the publisher use the longer window
 _channels: weakref.WeakSet[Channel] = weakref.WeakSet()
 
 
@@ -143,29 +146,28 @@ class Channel:
 
     def announce_keys(self, keys: list[str]) -> None:
         """Queue "drop these keys" for the other processes (sent within moments, batched)."""
-        pending = self._pending
-        for key in keys:
-            pending.append(("k", key))
-        self._kick()
+        if len(keys) == 1:
+            self._pending.append(("k", keys[0]))
+        else:
+            self._pending.extend([("k", key) for key in keys])
+        if self._idle:
+            self._wake_publisher()
 
     def announce_pattern(self, pattern: str) -> None:
         self._pending.append(("p", pattern))
-        self._kick()
+        if self._idle:
+            self._wake_publisher()
 
     def announce_clear(self) -> None:
         self._pending.append(("c", None))
-        self._kick()
-
-    def _kick(self) -> None:
-        if len(self._pending) > QUEUE_LIMIT:
-            # Too much to name: everyone drops everything instead.
-            self._pending.clear()
-            self._pending.append(("c", None))
         if self._idle:
-            self._wake.set()
+            self._wake_publisher()
+
+    def _wake_publisher(self) -> None:
         thread = self._publisher
         if thread is None or not thread.is_alive():
             self._start_publisher()
+        self._wake.set()
 
     def flush_announcements(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far was published (tests, shutdown)."""
@@ -189,6 +191,7 @@ class Channel:
     def _publish_loop(self) -> None:
         pending = self._pending
         last_sent = 0.0
+        window = SHORT_WINDOW
         while True:
             self._idle = True
             if not pending:
@@ -196,14 +199,17 @@ class Channel:
             self._wake.clear()
             self._idle = False
             # The first change after a quiet spell goes out at once; while changes keep
-            # coming, they gather into at most one message per BATCH_WINDOW, so a burst of
-            # writes costs every process a few messages instead of one per key.
-            wait = BATCH_WINDOW - (time.monotonic() - last_sent)
+            # coming, they gather into at most one message per window (a short one until
+            # batches grow), so a burst of writes costs every process a few messages.
+            wait = window - (time.monotonic() - last_sent)
             if wait > 0:
                 time.sleep(wait)
             items = []
             while pending:
                 items.append(pending.popleft())
+            window = BATCH_WINDOW if len(items) >= BUSY_BATCH else SHORT_WINDOW
+            if len(items) > QUEUE_LIMIT:
+                items = [("c", None)]  # too much to name: everyone drops everything
             self._send(items)
             last_sent = time.monotonic()
 

@@ -163,7 +163,16 @@ class Store:
     def _publish_failed(self, error: BaseException) -> None:
         """A failed invalidation message counts as an error of the Redis tier."""
         self.counters["redis"].add("errors")
-        self.breakers["redis"].failure()
+        breaker = self.breakers["redis"]
+        if breaker.failure():
+            self.errors.event(
+                self.name,
+                "redis",
+                "%d failures in a row; circuit breaker open: the tier is skipped and probed "
+                "again in %.1f s",
+                breaker.failures,
+                breaker.retry_in(),
+            )
 
     def close(self) -> None:
         """Stop the listener. Redis pools stay: django-redis shares them per URL in the process."""

@@ -77,11 +77,15 @@ def run(command: dict[str, Any]) -> Any:
         return False
     if op == "watch":
         # Poll until the value differs from "value"; report when, in wall-clock time.
+        # "pause": seconds to sleep between reads, as a worker busy with I/O would.
         deadline = time.time() + command.get("timeout", 10)
+        pause = command.get("pause", 0)
         while time.time() < deadline:
             found = cache.get(key, "<missing>")
             if found != command["value"]:
                 return {"value": found, "at": time.time()}
+            if pause:
+                time.sleep(pause)
         return {"value": command["value"], "at": None}
     raise ValueError(f"unknown op {op!r}")
 
