@@ -37,6 +37,7 @@ ENTRY_OVERHEAD = 120  # bytes of dict slot, list and floats per entry, roughly
 MARKS_LIMIT = 10_000  # recent per-key marks kept before falling back to a global floor
 
 HIT, MISS = "cache.memory.hit", "cache.memory.miss"
+_now = time.time
 
 
 class MemoryTier:
@@ -51,7 +52,7 @@ class MemoryTier:
         loads: Callable[[bytes], Any],
         max_entries: int = 10_000,
         max_bytes: int = 64 * 2**20,
-        cull_frequency: int = 3,
+        cull_frequency: int | None = None,
         max_timeout: float | None = None,
         coherent: bool = True,
     ) -> None:
@@ -86,7 +87,7 @@ class MemoryTier:
             entry = self._data.get(key)
             if entry is None:
                 self.misses += 1
-            elif entry[0] <= time.time():
+            elif entry[0] <= _now():
                 self._remove(key, entry)
                 self.expirations += 1
                 self.misses += 1
@@ -344,6 +345,11 @@ class MemoryTier:
 
     def _cull(self) -> None:
         data = self._data
+        if self.cull_frequency is None:  # plain LRU: make room for one
+            _, entry = data.popitem(last=False)
+            self._bytes -= entry[3]
+            self.evictions += 1
+            return
         if self.cull_frequency == 0:
             self.evictions += len(data)
             data.clear()
