@@ -350,10 +350,6 @@ def stamped_expiry(payload: bytes) -> float | None:
     return expires_at or None
 
 
-def is_integer_payload(data: bytes) -> bool:
-    return bool(data) and data[0] != FORMAT
-
-
 class Codec:
     """Encodes values for every tier in one pass and decodes what a shared tier returns."""
 
