@@ -261,11 +261,19 @@ def make_compressor(name: str | None, options: dict[str, Any]) -> Any:
 # --- Signing --------------------------------------------------------------------------
 
 
+try:  # OpenSSL's HMAC object itself: copy/update/digest without hmac.py's wrapper calls
+    from _hashlib import hmac_new as _keyed_hmac
+except ImportError:  # pragma: no cover - Python built without OpenSSL
+    _keyed_hmac = None
+
+
 def _derive(secret: str | bytes) -> Any:
     """An HMAC-SHA256 object keyed from ``secret``, to ``copy()`` per message (cheaper)."""
     if isinstance(secret, str):
         secret = secret.encode()
     key = hashlib.sha256(b"django_perf.cache.payload-hmac:" + secret).digest()
+    if _keyed_hmac is not None:
+        return _keyed_hmac(key, digestmod="sha256")
     return hmac.new(key, digestmod=hashlib.sha256)
 
 
@@ -348,10 +356,6 @@ def stamp(payload: bytes, expires_at: float | None) -> bytes:
 def stamped_expiry(payload: bytes) -> float | None:
     expires_at = EXPIRY.unpack_from(payload, 2)[0]
     return expires_at or None
-
-
-def is_integer_payload(data: bytes) -> bool:
-    return bool(data) and data[0] != FORMAT
 
 
 class Codec:

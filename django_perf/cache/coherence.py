@@ -96,6 +96,7 @@ class Channel:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        # Called with each message from another process once L1 has applied it.
         self.hooks: list[Callable[[dict[str, Any]], None]] = []
         self.on_up: list[Callable[[], None]] = []
         memory.coherent = False  # until the first subscription is confirmed

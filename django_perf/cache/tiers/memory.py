@@ -324,18 +324,30 @@ class MemoryTier:
 
     def _store(self, key: str, encoded: Encoded, expires_at: float | None) -> bool:
         data = self._data
-        size = encoded.size + len(key) + ENTRY_OVERHEAD
-        old = data.get(key)
+        raw = encoded.raw
+        if raw is not None:
+            size = len(raw)
+        else:
+            obj = encoded.obj
+            size = len(obj) if isinstance(obj, str | bytes) else 32
+        size += len(key) + ENTRY_OVERHEAD
+        old = data.pop(key, None)
         if old is not None:
-            self._remove(key, old)
+            self._bytes -= old[3]
         if size > self.max_bytes:
             return False
-        expires = self._cap(expires_at)
-        if expires <= time.time():
+        now = _now()
+        if self.max_timeout is not None and (
+            expires_at is None or expires_at > now + self.max_timeout
+        ):
+            expires_at = now + self.max_timeout
+        elif expires_at is None:
+            expires_at = FOREVER
+        if expires_at <= now:
             return False
         if len(data) >= self.max_entries:
             self._cull()
-        data[key] = [expires, encoded.obj, encoded.raw, size]
+        data[key] = [expires_at, encoded.obj, raw, size]
         self._bytes += size
         while self._bytes > self.max_bytes:
             _, entry = data.popitem(last=False)
