@@ -88,6 +88,48 @@ def check_strict_in_production(app_configs: Any = None, **kwargs: Any) -> list[c
 
 # --- Cache and invalidation (E100-E199, W100-W199) -----------------------------
 
+TIERED_CACHE = "django_perf.cache.TieredCache"
+
+
+@checks.register(checks.Tags.caches)
+def check_tiered_cache_options(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E101: TieredCache OPTIONS that would fail at first use; W101: L1 that may stay stale."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .cache.config import parse_config
+
+    messages: list[checks.CheckMessage] = []
+    for alias, config in settings.CACHES.items():
+        if config.get("BACKEND") != TIERED_CACHE:
+            continue
+        try:
+            parsed = parse_config(config.get("LOCATION", "") or "", config, alias)
+        except ImproperlyConfigured as error:
+            messages.append(
+                checks.Error(
+                    str(error),
+                    hint="See the tiered cache options in the django-perf docs (cache page).",
+                    obj=f"CACHES[{alias!r}]",
+                    id="django_perf.E101",
+                )
+            )
+            continue
+        memory, redis = parsed.tier("memory"), parsed.tier("redis")
+        coherent = redis is not None and redis["CHANNEL"]
+        if memory is not None and memory["MAX_TIMEOUT"] is None and not coherent:
+            messages.append(
+                checks.Warning(
+                    f"The cache {alias!r} keeps values in process memory with no lifetime cap "
+                    "and has no Redis tier to tell other processes about changes: a worker "
+                    "can serve a stale value until it expires.",
+                    hint="Give the memory tier a MAX_TIMEOUT (e.g. 30), or add a Redis tier.",
+                    obj=f"CACHES[{alias!r}]",
+                    id="django_perf.W101",
+                )
+            )
+    return messages
+
+
 # --- Database (E200-E299, W200-W299) -------------------------------------------
 
 POSTGRESQL_ENGINE = "django.db.backends.postgresql"

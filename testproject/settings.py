@@ -91,6 +91,7 @@ CACHES = {
 
 DJANGO_PERF: dict = {
     # Monitoring: metrics go to the database, or to Redis when METRICS_REDIS_URL is set.
+    "MONITORING_ENABLED": os.environ.get("METRICS_ENABLED", "1") == "1",
     "MONITORING_REDIS_URL": os.environ.get("METRICS_REDIS_URL") or None,
     "MONITORING_FLUSH_INTERVAL": float(os.environ.get("METRICS_FLUSH_INTERVAL", "5")),
     "MONITORING_SYSTEM_INTERVAL": float(os.environ.get("METRICS_SYSTEM_INTERVAL", "15")),

@@ -98,6 +98,12 @@ class Breaker:
                 return True
             return False
 
+    def probe_now(self) -> None:
+        """Let the next call probe at once (e.g. another connection just reached the server)."""
+        with self._lock:
+            if self.state == OPEN:
+                self._retry_at = 0.0
+
     def retry_in(self) -> float:
         return max(0.0, self._retry_at - time.monotonic()) if self.state == OPEN else 0.0
 

@@ -1,6 +1,6 @@
 """PostgreSQL write and read paths the ORM leaves slow: bulk writes, batched reads, pools."""
 
-from .async_pools import AsyncPoolLifespan, async_connection, async_pool, close_async_pools
+from .async_pools import async_connection, async_pool, close_async_pools
 from .errors import RowTypeError, RowValueError
 from .insert import bulk_insert
 from .loaders import Batcher, LoaderScope, LoaderScopeMiddleware, ModelLoader, loader_scope
@@ -10,7 +10,6 @@ from .update import bulk_update
 from .upsert import UpsertResult, bulk_upsert
 
 __all__ = [
-    "AsyncPoolLifespan",
     "Batcher",
     "LoaderScope",
     "LoaderScopeMiddleware",

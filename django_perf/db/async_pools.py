@@ -4,9 +4,10 @@ Django's ORM is sync underneath: every async ORM call hops to a thread. Raw
 SQL on a ``psycopg.AsyncConnection`` stays on the event loop. These pools are
 built from a ``DATABASES`` alias (same server, credentials, time zone, role
 and adapters), opened on first use, one per alias and event loop, and closed
-by :func:`close_async_pools` (which :class:`AsyncPoolLifespan` calls when an
-ASGI server shuts down). Their connections are not Django's: they do not take
-part in ``transaction.atomic()``; use ``async with conn.transaction():``.
+by :func:`close_async_pools`, which runs when an ASGI server shuts down if the
+application is wrapped in :func:`django_perf.lifespan.with_lifespan`. Their
+connections are not Django's: they do not take part in
+``transaction.atomic()``; use ``async with conn.transaction():``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from django.db import connections
 from django.db.utils import DEFAULT_DB_ALIAS
 
 from ..conf import perf_settings
+from ..lifespan import on_shutdown
 from .pools import PoolStats, psycopg_pool_stats
 
 __all__ = [
-    "AsyncPoolLifespan",
     "async_connection",
     "async_pool",
     "async_pool_stats",
@@ -47,6 +48,7 @@ async def async_pool(alias: str = DEFAULT_DB_ALIAS) -> Any:
     pool = pools.get(alias)
     if pool is None:
         pool = pools[alias] = _build(alias)
+        on_shutdown(close_async_pools)
     await pool.open()
     return pool
 
@@ -128,61 +130,3 @@ def _configurer(wrapper: Any) -> Callable[[Any], Any]:
             await connection.set_isolation_level(isolation_level)
 
     return configure
-
-
-class AsyncPoolLifespan:
-    """ASGI wrapper: close the async pools when the server shuts down (lifespan protocol).
-
-    Django's ASGI handler refuses lifespan events; wrap it so that servers that
-    send them (uvicorn, hypercorn) shut the pools down cleanly::
-
-        application = AsyncPoolLifespan(get_asgi_application())
-
-    If the wrapped application speaks the lifespan protocol itself (another
-    wrapper, such as ``django_perf.monitoring.asgi.with_lifespan``), it keeps
-    doing so, and the pools close once it has completed its shutdown.
-    """
-
-    def __init__(self, app: Callable) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def receive_events() -> dict:
-            nonlocal started
-            started = True
-            return await receive()
-
-        async def send_events(message: dict) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
-                await _close_logged()
-            await send(message)
-
-        try:
-            await self.app(scope, receive_events, send_events)
-        except Exception:
-            if started:
-                raise
-            await self._answer(receive, send)  # the app does not do lifespan (Django)
-
-    @staticmethod
-    async def _answer(receive: Callable, send: Callable) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await _close_logged()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-
-async def _close_logged() -> None:
-    try:
-        await close_async_pools()
-    except Exception:  # report it; the server is stopping anyway
-        logger.exception("Closing the async database pools failed.")

@@ -35,7 +35,7 @@ class Buffer:
 
     def record(
         self,
-        key: Key,
+        key: tuple,
         duration_us: int,
         weight: float,
         request_bytes: int,
@@ -46,7 +46,11 @@ class Buffer:
         n_plus_one: bool,
         extra: Iterable[tuple[str, float]] = (),
     ) -> None:
-        """Add one request to its series (the per-request hot path: keep it lean)."""
+        """Add one request to its series (the per-request hot path: keep it lean).
+
+        ``key`` is ``(minute start, route, method, status class)``: a :class:`Key`
+        or the plain tuple, which compares and hashes the same and is cheaper to make.
+        """
         if duration_us < EXACT_BELOW:
             index = duration_us if duration_us > 0 else 0
         else:
@@ -76,25 +80,25 @@ class Buffer:
                 for name, value in extra:
                     sums[name] = sums.get(name, 0) + value
 
-    def _new_series(self, key: Key) -> Series:
-        # Called with the lock held.
+    def _new_series(self, key: tuple) -> Series:
+        # Called with the lock held. ``key`` may be a plain tuple (the hot path skips Key()).
         if len(self.series) >= self.max_series:
-            self._make_room(key.start)
+            self._make_room(key[0])
             if len(self.series) >= self.max_series:
-                key = Key(key.start, OTHER_ROUTE, key.method, key.status)
+                key = Key(key[0], OTHER_ROUTE, key[2], key[3])
                 existing = self.series.get(key)
                 if existing is not None:
                     return existing
-        series = self.series[key] = Series()
+        series = self.series[Key._make(key)] = Series()  # stored keys are always Keys
         return series
 
     def _make_room(self, current_start: int) -> None:
         """Drop the oldest minute(s) older than ``current_start`` until under the bound."""
         while len(self.series) > self.max_series - 1:
-            oldest = min(key.start for key in self.series)
+            oldest = min(key[0] for key in self.series)
             if oldest >= current_start:
                 return
-            for key in [k for k in self.series if k.start == oldest]:
+            for key in [k for k in self.series if k[0] == oldest]:
                 self.dropped += self.series.pop(key).weight
 
     def take(self) -> dict[Key, Series]:
@@ -113,4 +117,4 @@ class Buffer:
                 else:
                     mine.merge(series)
             if self.series:
-                self._make_room(max(key.start for key in self.series))
+                self._make_room(max(key[0] for key in self.series))

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable
-from time import perf_counter_ns
+from time import perf_counter_ns, time
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -25,7 +24,8 @@ from django.http import HttpRequest, HttpResponseBase
 from .. import tally as tally_module
 from ..conf import perf_settings
 from . import queries
-from .recorder import METHODS, UNMATCHED_ROUTE, get_recorder, status_class
+from .queries import QueryLog, RequestTally
+from .recorder import METHODS, STATUS_CLASSES, UNMATCHED_ROUTE, get_recorder
 from .series import Key
 from .streaming import CountingAsyncIterator, CountingIterator
 
@@ -33,8 +33,13 @@ __all__ = ["PerformanceMiddleware"]
 
 logger = logging.getLogger("django_perf.monitoring")
 
-_tally_var = tally_module._current  # the seam's context variable; set directly, as tallying() does
-_log_var = queries._log
+Tally = tally_module.Tally
+# The tally seam's context variable, set and reset around each request exactly as
+# ``tallying()`` does, without the cost of a generator-based context manager. The
+# request's query log rides on the same object (one context variable set per request).
+_tally_var = tally_module._current
+_new_tally = Tally.__new__  # a tally without running its Python __init__ (set default_factory)
+NEVER = 1 << 62  # "no slow threshold", as a number the hot path can compare with
 
 
 class PerformanceMiddleware:
@@ -54,9 +59,10 @@ class PerformanceMiddleware:
         self.rate = float(perf_settings.MONITORING_SAMPLE_RATE)
         self.weight = 1.0 / self.rate
         slow = perf_settings.MONITORING_SLOW_REQUEST_MS
-        self.slow_ns = None if slow is None else int(slow * 1_000_000)
+        self.slow_ns = NEVER if slow is None else int(slow * 1_000_000)
         self.n_plus_one = perf_settings.MONITORING_N_PLUS_ONE_THRESHOLD
         self.memory_rate = float(perf_settings.MONITORING_MEMORY_PROFILE_RATE)
+        self.every_request = self.rate >= 1.0 and not self.memory_rate
         self.recorder = get_recorder()
         queries.install()
         self.recorder.start_flusher()
@@ -66,15 +72,32 @@ class PerformanceMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        if request.path_info.startswith(self.exclude) or (
-            self.rate < 1.0 and random.random() >= self.rate
-        ):
+        if request.path_info.startswith(self.exclude):
             return self.get_response(request)
-        if self.memory_rate and random.random() < self.memory_rate:
-            from .memory import profile_request
+        if not self.every_request:
+            if self.rate < 1.0 and random.random() >= self.rate:
+                return self.get_response(request)
+            if self.memory_rate and random.random() < self.memory_rate:
+                from .memory import profile_request
 
-            return profile_request(request, self._record_sync)
-        return self._record_sync(request)
+                return profile_request(request, self._record_sync)
+        # _record_sync(), inlined: this is the path every request takes.
+        tally = _new_tally(RequestTally)
+        tally.default_factory = float
+        log = tally.queries = QueryLog()
+        token = _tally_var.set(tally)
+        start = perf_counter_ns()
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            self._finish(request, 500, start, log, tally, 0)
+            raise
+        finally:
+            _tally_var.reset(token)
+        if response.streaming:
+            return self._wrap_stream(request, response, start, log, tally)
+        self._finish(request, response.status_code, start, log, tally, len(response.content))
+        return response
 
     async def __acall__(self, request: HttpRequest) -> Any:
         if request.path_info.startswith(self.exclude) or (
@@ -88,10 +111,10 @@ class PerformanceMiddleware:
         return await self._record_async(request)
 
     def _record_sync(self, request: HttpRequest) -> Any:
-        log = queries.QueryLog()
-        tally = tally_module.Tally()
-        log_token = _log_var.set(log)
-        tally_token = _tally_var.set(tally)
+        tally = _new_tally(RequestTally)
+        tally.default_factory = float
+        log = tally.queries = QueryLog()
+        token = _tally_var.set(tally)
         start = perf_counter_ns()
         try:
             response = self.get_response(request)
@@ -99,15 +122,17 @@ class PerformanceMiddleware:
             self._finish(request, 500, start, log, tally, 0)
             raise
         finally:
-            _tally_var.reset(tally_token)
-            _log_var.reset(log_token)
-        return self._complete(request, response, start, log, tally)
+            _tally_var.reset(token)
+        if response.streaming:
+            return self._wrap_stream(request, response, start, log, tally)
+        self._finish(request, response.status_code, start, log, tally, len(response.content))
+        return response
 
     async def _record_async(self, request: HttpRequest) -> Any:
-        log = queries.QueryLog()
-        tally = tally_module.Tally()
-        log_token = _log_var.set(log)
-        tally_token = _tally_var.set(tally)
+        tally = _new_tally(RequestTally)
+        tally.default_factory = float
+        log = tally.queries = QueryLog()
+        token = _tally_var.set(tally)
         start = perf_counter_ns()
         try:
             response = await self.get_response(request)
@@ -115,35 +140,33 @@ class PerformanceMiddleware:
             self._finish(request, 500, start, log, tally, 0)
             raise
         finally:
-            _tally_var.reset(tally_token)
-            _log_var.reset(log_token)
-        return self._complete(request, response, start, log, tally)
+            _tally_var.reset(token)
+        if response.streaming:
+            return self._wrap_stream(request, response, start, log, tally)
+        self._finish(request, response.status_code, start, log, tally, len(response.content))
+        return response
 
     # --- recording ------------------------------------------------------------
 
-    def _complete(
+    def _wrap_stream(
         self,
         request: HttpRequest,
-        response: HttpResponseBase,
+        response: Any,
         start: int,
-        log: queries.QueryLog,
-        tally: tally_module.Tally,
+        log: QueryLog,
+        tally: Tally,
     ) -> HttpResponseBase:
+        """Count the body as it passes; record the request when the stream ends."""
         status = response.status_code
-        if response.streaming:
-            bindings = ((_log_var, log), (_tally_var, tally))
 
-            def finish(sent: int) -> None:
-                self._finish(request, status, start, log, tally, sent)
+        def finish(sent: int) -> None:
+            self._finish(request, status, start, log, tally, sent)
 
-            content: Any = response.streaming_content  # type: ignore[attr-defined]
-            wrapper_class = CountingAsyncIterator if response.is_async else CountingIterator  # type: ignore[attr-defined]
-            inner = content if response.is_async else iter(content)  # type: ignore[attr-defined]
-            response.streaming_content = wrapper_class(inner, finish, bindings)  # type: ignore[attr-defined]
-            return response
-        length = response.headers.get("Content-Length")
-        sent = int(length) if length else len(response.content)  # type: ignore[attr-defined]
-        self._finish(request, status, start, log, tally, sent)
+        content = response.streaming_content
+        if response.is_async:
+            response.streaming_content = CountingAsyncIterator(content, finish, _tally_var, tally)
+        else:
+            response.streaming_content = CountingIterator(iter(content), finish, _tally_var, tally)
         return response
 
     def _finish(
@@ -151,8 +174,8 @@ class PerformanceMiddleware:
         request: HttpRequest,
         status: int,
         start: int,
-        log: queries.QueryLog,
-        tally: tally_module.Tally,
+        log: QueryLog,
+        tally: Tally,
         sent: int,
     ) -> None:
         elapsed_ns = perf_counter_ns() - start
@@ -161,24 +184,31 @@ class PerformanceMiddleware:
         if match is None:
             route = UNMATCHED_ROUTE
         else:
-            route = recorder.label("/" + match.route if match.route else match.view_name)
-        method = METHODS.get(request.method, "OTHER")  # type: ignore[arg-type]
-        now = int(time.time())
-        key = Key(now - now % 60, route, method, status_class(status))
+            route = recorder.labels.get(match.route) or recorder.label_for(match)
+        now = int(time())
         received = request.META.get("CONTENT_LENGTH")
-        extra: list[tuple[str, float]] = []
+        extra: list[tuple[str, float]] | None = None
         n_plus_one: list[tuple[str, int]] = []
         if log.count:
+            extra = []
             for alias, (n, ns) in log.by_alias.items():
                 extra.append(("queries." + alias, n))
                 extra.append(("query_us." + alias, ns // 1000))
             if log.count >= self.n_plus_one:
                 n_plus_one = log.repeated(self.n_plus_one)
         if tally:
+            if extra is None:
+                extra = []
             for name, value in tally.items():
                 if name.startswith("cache.") and name.count(".") == 2:
                     extra.append((name, value))
-        slow = self.slow_ns is not None and elapsed_ns > self.slow_ns
+        slow = elapsed_ns > self.slow_ns
+        key = (
+            now - now % 60,
+            route,
+            METHODS.get(request.method, "OTHER"),  # type: ignore[arg-type]
+            STATUS_CLASSES.get(status, "other"),
+        )
         recorder.buffer.record(
             key,
             elapsed_ns // 1000,
@@ -189,11 +219,11 @@ class PerformanceMiddleware:
             log.ns // 1000,
             slow,
             bool(n_plus_one),
-            extra,
+            extra or (),
         )
         if slow:
             logger.warning(
-                slow_request_message(key, status, elapsed_ns, log, tally, n_plus_one),
+                slow_request_message(Key._make(key), status, elapsed_ns, log, tally, n_plus_one),
                 extra={"route": route, "duration_ms": elapsed_ns / 1e6, "status_code": status},
             )
 
@@ -202,8 +232,8 @@ def slow_request_message(
     key: Key,
     status: int,
     elapsed_ns: int,
-    log: queries.QueryLog,
-    tally: tally_module.Tally,
+    log: QueryLog,
+    tally: Tally,
     n_plus_one: list[tuple[str, int]],
 ) -> str:
     """``Slow request GET /route/ 200 in 812.3 ms: db ..., cache ..., rest ...; N+1: ...``."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..conf import perf_settings
+from ..lifespan import on_shutdown
 from .buffer import OTHER_ROUTE, Buffer
 
 if TYPE_CHECKING:
@@ -22,12 +23,11 @@ __all__ = ["METHODS", "STATUS_CLASSES", "UNMATCHED_ROUTE", "Recorder", "get_reco
 
 UNMATCHED_ROUTE = "<unmatched>"
 METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")}
-STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
+STATUS_CLASSES = {status: f"{status // 100}xx" for status in range(100, 600)}
 
 
 def status_class(status: int) -> str:
-    index = status // 100
-    return STATUS_CLASSES[index] if 0 < index < 6 else "other"
+    return STATUS_CLASSES.get(status, "other")
 
 
 class Recorder:
@@ -41,6 +41,7 @@ class Recorder:
         self.max_routes = perf_settings.MONITORING_MAX_ROUTES
         self.buffer = Buffer(perf_settings.MONITORING_MAX_SERIES)
         self.routes: set[str] = {UNMATCHED_ROUTE, OTHER_ROUTE}
+        self.labels: dict[str, str] = {}  # ResolverMatch.route -> label, for the hot path
         self.flusher: Flusher | None = None
         self.flush_lock = threading.Lock()
         self.samples: list[Sample] = []  # the latest system sample, until flushed
@@ -67,6 +68,14 @@ class Recorder:
         self.routes.add(route)
         return route
 
+    def label_for(self, match: Any) -> str:
+        """The label of a resolved request: its URL pattern, else its view name (bounded)."""
+        route = match.route
+        label = self.label("/" + route if route is not None else (match.view_name or "<view>"))
+        if route is not None and len(self.labels) < 4 * self.max_routes:
+            self.labels[route] = label
+        return label
+
     def start_flusher(self) -> None:
         """Start the background flusher once per process (no-op if the interval is 0)."""
         if self.flusher is not None or not perf_settings.MONITORING_FLUSH_INTERVAL:
@@ -77,6 +86,7 @@ class Recorder:
 
                 self.flusher = Flusher(self)
                 self.flusher.start()
+                on_shutdown(flush_at_shutdown)
 
 
 _recorder: Recorder | None = None
@@ -116,3 +126,10 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def flush_at_shutdown() -> None:
+    """Stop this process's flusher and flush what is left (ASGI servers may skip ``atexit``)."""
+    recorder = _recorder
+    if recorder is not None and recorder.flusher is not None:
+        recorder.flusher.stop()

@@ -116,6 +116,12 @@ class ThreadedBody:
             # The read in the thread finishes on its own; the close queues behind it.
             await asyncio.shield(self._close())
             raise
+        except Exception:
+            # Django's ASGI handler lets the error propagate to the server without closing
+            # the response, so request_finished (which closes the request's database
+            # connection, in this thread) would never be sent: send it here.
+            await sync_to_async(_finish_request, thread_sensitive=True)()
+            raise
         if chunk is None:
             raise StopAsyncIteration
         return chunk
@@ -129,6 +135,13 @@ class ThreadedBody:
 
     async def aclose(self) -> None:
         await self._close()
+
+
+def _finish_request() -> None:
+    from django.core.handlers.asgi import ASGIHandler
+    from django.core.signals import request_finished
+
+    request_finished.send(sender=ASGIHandler)
 
 
 async def abatched(items: AsyncIterable[Any], size: int, encode: ChunkEncoder):

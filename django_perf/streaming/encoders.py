@@ -37,6 +37,7 @@ __all__ = [
     "csv_cell",
     "csv_lines",
     "json_backend",
+    "pg_utc_timestamp",
 ]
 
 JSON_ENCODERS = ("auto", "orjson", "json")
@@ -190,6 +191,19 @@ def json_backend(name: str = "auto") -> JSONBackend:
     if backend is None:
         backend = _backends[name] = OrjsonBackend() if name == "orjson" else StdlibBackend()
     return backend
+
+
+def pg_utc_timestamp(value: str | None) -> str | None:
+    """PostgreSQL's ISO text of a UTC timestamptz, as DjangoJSONEncoder writes the datetime.
+
+    ``2024-01-02 03:04:05.6+00`` becomes ``2024-01-02T03:04:05.600Z``: milliseconds
+    (truncated) only when there are microseconds, ``Z`` for UTC.
+    """
+    if value is None:
+        return None
+    if len(value) == 22:  # no fraction
+        return value[:10] + "T" + value[11:19] + "Z"
+    return value[:10] + "T" + value[11:19] + "." + value[20:-3].ljust(3, "0")[:3] + "Z"
 
 
 # --- CSV -------------------------------------------------------------------------------------

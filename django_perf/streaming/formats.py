@@ -21,6 +21,7 @@ from .encoders import (
     csv_lines,
     csv_temporal,
     encode_text,
+    pg_utc_timestamp,
 )
 from .query import Column
 
@@ -113,21 +114,33 @@ def _apply(converters: list[tuple[int, Convert]]) -> Callable[[Sequence[Any]], l
     return convert
 
 
-def row_encoder(format: str, columns: Sequence[Column], backend: JSONBackend) -> ChunkEncoder:
-    """Encode a chunk of row tuples (in ``columns`` order) as ``format``."""
+def row_encoder(
+    format: str,
+    columns: Sequence[Column],
+    backend: JSONBackend,
+    text_timestamps: Sequence[int] = (),
+) -> ChunkEncoder:
+    """Encode a chunk of row tuples (in ``columns`` order) as ``format``.
+
+    ``text_timestamps`` are the indexes of datetime columns read as PostgreSQL's
+    text rather than as ``datetime`` objects (see ``rows.py``).
+    """
     names = [column.name for column in columns]
+    respelled = dict.fromkeys(text_timestamps, pg_utc_timestamp)
     if format == "csv":
         convert = _apply(
             [
-                (i, _CSV_CONVERTERS[c.kind])
+                (i, respelled.get(i) or _CSV_CONVERTERS[c.kind])
                 for i, c in enumerate(columns)
-                if c.kind in _CSV_CONVERTERS
+                if i in respelled or c.kind in _CSV_CONVERTERS
             ]
         )
         return lambda rows: csv_lines([convert(row) for row in rows])
 
     converters = [
-        (i, fn) for i, c in enumerate(columns) if (fn := _json_converter(c, backend)) is not None
+        (i, fn)
+        for i, c in enumerate(columns)
+        if (fn := respelled.get(i) or _json_converter(c, backend)) is not None
     ]
     encode = backend.items if format == "json" else backend.lines
     if not converters:

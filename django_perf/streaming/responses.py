@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, Generator, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
@@ -47,6 +49,55 @@ def _response(
     return response
 
 
+@dataclass
+class QueryStream:
+    """A queryset's body before it becomes a response: its chunks and what to say about them."""
+
+    chunks: Generator[bytes, None, None]  # guarded and framed; closing it closes the cursor
+    path: str  # "copy" or "python"
+    content_type: str
+    label: str
+
+
+def queryset_stream(
+    queryset: QuerySet,
+    fields: Sequence[str] | None = None,
+    format: str = "json",
+    chunk_size: int = 2000,
+    envelope: str | None = None,
+    *,
+    fast_path: bool | None = None,
+    server: str = "WSGI",
+) -> QueryStream:
+    """Plan ``queryset``, choose the path, and build its (sync) chunk generator."""
+    check_options(format, envelope, chunk_size)
+    plan = plan_query(queryset, fields)
+    use_fast_path = perf_settings.STREAMING_FAST_PATH if fast_path is None else fast_path
+    if use_fast_path:
+        reason = why_not(plan, format)
+    elif fast_path is False:
+        reason = "fast_path=False"
+    else:
+        reason = "DJANGO_PERF['STREAMING_FAST_PATH'] is False"
+    label = f"stream_queryset({plan.queryset.model.__name__}, {format})"
+    if reason is None:
+        path = "copy"
+        chunks = copy_chunks(plan, format, chunk_size)
+    else:
+        path = "python"
+        backend = json_backend(perf_settings.STREAMING_JSON_ENCODER)
+        chunks = python_chunks(
+            plan,
+            functools.partial(row_encoder, format, plan.columns, backend),
+            chunk_size,
+        )
+        label = f"{label} [{backend.name}]"
+    logger.debug("%s: %s path under %s%s", label, path, server, f" ({reason})" if reason else "")
+    header = plan.names if format == "csv" else None
+    body = guarded(framed(chunks, framing(format, envelope, header)), label)
+    return QueryStream(body, path, CONTENT_TYPES[format], label)
+
+
 def stream_queryset(
     request: HttpRequest | None,
     queryset: QuerySet,
@@ -68,36 +119,18 @@ def stream_queryset(
     ``envelope`` wraps a JSON array in an object (``{"envelope": [...]}``);
     ``filename`` makes the response a download (``Content-Disposition``).
     """
-    check_options(format, envelope, chunk_size)
-    plan = plan_query(queryset, fields)
-    use_fast_path = perf_settings.STREAMING_FAST_PATH if fast_path is None else fast_path
-    if use_fast_path:
-        reason = why_not(plan, format)
-    elif fast_path is False:
-        reason = "fast_path=False"
-    else:
-        reason = "DJANGO_PERF['STREAMING_FAST_PATH'] is False"
-    label = f"stream_queryset({plan.queryset.model.__name__}, {format})"
-    if reason is None:
-        path = "copy"
-        chunks = copy_chunks(plan, format, chunk_size)
-    else:
-        path = "python"
-        backend = json_backend(perf_settings.STREAMING_JSON_ENCODER)
-        chunks = python_chunks(plan, row_encoder(format, plan.columns, backend), chunk_size)
-        label = f"{label} [{backend.name}]"
     asgi = is_async_server(request)
-    logger.debug(
-        "%s: %s path under %s%s",
-        label,
-        path,
-        "ASGI" if asgi else "WSGI",
-        f" ({reason})" if reason else "",
+    stream = queryset_stream(
+        queryset,
+        fields,
+        format,
+        chunk_size,
+        envelope,
+        fast_path=fast_path,
+        server="ASGI" if asgi else "WSGI",
     )
-    header = plan.names if format == "csv" else None
-    body = guarded(framed(chunks, framing(format, envelope, header)), label)
-    response = _response(body, request, format, filename, asgi)
-    response[PATH_HEADER] = path
+    response = _response(stream.chunks, request, format, filename, asgi)
+    response[PATH_HEADER] = stream.path
     return response
 
 

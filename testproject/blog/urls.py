@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_cache
 
 app_name = "blog"
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("articles/<slug:slug>/", views.article_detail, name="article"),
     path("authors/<int:pk>/", views.author_detail, name="author"),
     path("health/", views.health, name="health"),
+    path("cache/", views_cache.cache_demo, name="cache-demo"),
 ]

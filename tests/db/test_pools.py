@@ -16,9 +16,9 @@ from django.db import connections, transaction
 from django.test import override_settings
 
 from django_perf.db import (
-    AsyncPoolLifespan,
     PoolStats,
     async_connection,
+    async_pool,
     close_async_pools,
     pool_stats,
 )
@@ -203,57 +203,19 @@ def test_uvicorn_closes_the_async_pool_at_shutdown(server_env):
     assert "lifespan' protocol appears unsupported" not in log
 
 
-def lifespan_events(app) -> tuple[list[str], list[str]]:
-    """Drive ``app`` through startup and shutdown; return what it sent and what ran inside."""
-    inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    sent: list[str] = []
+@postgres_only
+def test_opening_an_async_pool_registers_its_close_for_lifespan_shutdown(monkeypatch):
+    from django_perf import lifespan
 
-    async def receive():
-        return inbox.pop(0)
+    monkeypatch.setattr(lifespan, "_hooks", [])  # only the hooks this test causes
 
-    async def send(message):
-        sent.append(message["type"])
+    async def scenario():
+        async with async_connection() as connection:
+            await connection.execute("SELECT 1")
+        pool = await async_pool()
+        assert lifespan._hooks == [close_async_pools]
+        assert await lifespan.run_shutdown_hooks() == []
+        return pool
 
-    async_to_sync(app)({"type": "lifespan"}, receive, send)
-    return sent
-
-
-@pytest.mark.django_db
-def test_lifespan_is_answered_for_an_app_that_refuses_it(monkeypatch):
-    closed = []
-
-    async def fake_close():
-        closed.append("pools")
-
-    monkeypatch.setattr("django_perf.db.async_pools.close_async_pools", fake_close)
-
-    async def django_like(scope, receive, send):
-        raise ValueError("Django can only handle ASGI/HTTP connections, not lifespan.")
-
-    sent = lifespan_events(AsyncPoolLifespan(django_like))
-    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    assert closed == ["pools"]
-
-
-@pytest.mark.django_db
-def test_an_app_that_speaks_lifespan_keeps_doing_so_and_pools_close_after_it(monkeypatch):
-    order = []
-
-    async def fake_close():
-        order.append("pools closed")
-
-    monkeypatch.setattr("django_perf.db.async_pools.close_async_pools", fake_close)
-
-    async def lifespan_app(scope, receive, send):
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                order.append("inner shutdown")
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    sent = lifespan_events(AsyncPoolLifespan(lifespan_app))
-    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    assert order == ["inner shutdown", "pools closed"]
+    pool = async_to_sync(scenario)()
+    assert pool.closed

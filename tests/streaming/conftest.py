@@ -106,9 +106,8 @@ class Exports:
     def client(self, server: LiveServer, **kwargs) -> httpx.Client:
         """An HTTP client logged in as a user allowed to export (no compression asked)."""
         headers = {"Accept-Encoding": "identity", **kwargs.pop("headers", {})}
-        return httpx.Client(
-            base_url=server.url, cookies=self.cookies, headers=headers, timeout=60, **kwargs
-        )
+        kwargs.setdefault("timeout", 60)
+        return httpx.Client(base_url=server.url, cookies=self.cookies, headers=headers, **kwargs)
 
 
 @pytest.fixture(scope="package")
@@ -122,7 +121,11 @@ def exports(django_db_setup, django_db_blocker) -> Iterator[Exports]:
         client = Client()
         client.force_login(user)
         cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-        env = server_env(DJANGO_PERF_EXPORT_TEST_HOOKS="1", DJANGO_PERF_LOG_LEVEL="DEBUG")
+        # DATABASE_POOL=0: these servers prove every database session ends with its request
+        # (pg_stat_activity); Django's pool keeps released connections open by design.
+        env = server_env(
+            DJANGO_PERF_EXPORT_TEST_HOOKS="1", DJANGO_PERF_LOG_LEVEL="DEBUG", DATABASE_POOL="0"
+        )
         events = Event.objects.count()
     yield Exports({settings.SESSION_COOKIE_NAME: cookie}, env, events)
     with django_db_blocker.unblock():

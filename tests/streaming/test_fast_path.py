@@ -169,3 +169,42 @@ def test_percent_signs_in_the_query_survive_a_copy_without_parameters():
     assert body == stream(queryset, "csv", fields=["id", "kind"], fast_path=False)[1]
     view, visit = (Event.objects.get(kind=kind).pk for kind in ("view", "visit"))
     assert body.split(b"\n")[1:] == [b"%d,view" % view, b"%d,visit" % visit, b""]
+
+
+@pytest.mark.parametrize(
+    ("text", "spelled"),
+    [
+        ("2024-01-02 03:04:05+00", "2024-01-02T03:04:05Z"),
+        ("2024-01-02 03:04:05.6+00", "2024-01-02T03:04:05.600Z"),
+        ("2024-01-02 03:04:05.000501+00", "2024-01-02T03:04:05.000Z"),
+        ("0001-01-01 00:00:00.999999+00", "0001-01-01T00:00:00.999Z"),
+        (None, None),
+    ],
+)
+def test_postgresql_timestamp_text_is_respelled_as_django_writes_datetimes(text, spelled):
+    from django_perf.streaming.encoders import pg_utc_timestamp
+
+    assert pg_utc_timestamp(text) == spelled
+
+
+@pytest.mark.postgres
+def test_the_python_path_reads_timestamps_as_text_only_when_all_are_plain_columns():
+    """Read as text, respelled in Python; with a computed timestamp too, read as datetimes."""
+    from django.db.backends.postgresql.psycopg_any import BaseTzLoader
+    from psycopg import pq
+
+    for second in range(3):
+        at = dt.datetime(2024, 1, 1, 0, 0, second, second * 1500, tzinfo=dt.UTC)
+        Event.objects.create(
+            kind="k", occurred_at=at,
+            day=dt.date(2024, 1, 1), local_time=dt.time(0), duration=dt.timedelta(0), score=0,
+            amount=0, count=0, total=0,
+        )  # fmt: skip
+    plain = Event.objects.order_by("id")
+    shifted = plain.annotate(later=F("occurred_at") + dt.timedelta(microseconds=1))
+    for queryset, fields in ((plain, ["id", "occurred_at"]), (shifted, ["occurred_at", "later"])):
+        body = stream(queryset, fields=fields, fast_path=False)[1]
+        assert body == expected.body("json", fields, queryset=queryset)
+    adapters = connection.connection.adapters
+    loader = adapters.get_loader(adapters.types["timestamptz"].oid, pq.Format.TEXT)
+    assert issubclass(loader, BaseTzLoader)  # the connection's own loader is back

@@ -144,6 +144,22 @@ def test_gzip_and_conditional_get_middleware_stream_the_same_rows(kind, format, 
     assert BUFFERING_WARNING not in server.log()
 
 
+@pytest.mark.parametrize("format", FORMATS)
+@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])
+def test_django_perf_gzip_middleware_writes_one_member_under_asgi_too(
+    kind, format, exports, request
+):
+    server = request.getfixturevalue(kind)
+    params = {"fields": ",".join(PLAIN_FIELDS)}
+    with exports.client(server, headers={"Accept-Encoding": "gzip"}) as client:
+        with client.stream("GET", f"/exports/gzip-one/events.{format}", params=params) as raw:
+            data, members = gunzip_members(b"".join(raw.iter_raw()))
+        decoded = client.get(f"/exports/gzip-one/events.{format}", params=params)
+    assert raw.headers["content-encoding"] == "gzip"
+    assert members == 1
+    assert data == decoded.content == expected_body(format)  # httpx reads it all now
+
+
 ITEMS_JSON = [{"n": n, "square": n * n, "label": f"item {n}"} for n in range(1000)]
 
 

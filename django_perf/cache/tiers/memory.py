@@ -18,6 +18,7 @@ newer one.
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
@@ -36,6 +37,7 @@ ENTRY_OVERHEAD = 120  # bytes of dict slot, list and floats per entry, roughly
 MARKS_LIMIT = 10_000  # recent per-key marks kept before falling back to a global floor
 
 HIT, MISS = "cache.memory.hit", "cache.memory.miss"
+_now = time.time
 
 
 class MemoryTier:
@@ -50,7 +52,7 @@ class MemoryTier:
         loads: Callable[[bytes], Any],
         max_entries: int = 10_000,
         max_bytes: int = 64 * 2**20,
-        cull_frequency: int = 3,
+        cull_frequency: int | None = None,
         max_timeout: float | None = None,
         coherent: bool = True,
     ) -> None:
@@ -65,7 +67,9 @@ class MemoryTier:
         # Whether L1 may be read and filled. Coherence clears it while the
         # invalidation channel is down, so nothing stale is ever served.
         self.coherent = coherent
-        self._seq = 0
+        # Distinct, increasing numbers for events (writes, invalidations) and read starts.
+        self._next = itertools.count(1).__next__
+        self._seq = 0  # the last event's number
         self._floor = 0
         self._marks: dict[str, int] = {}
         self._inflight: dict[str, int] = {}
@@ -83,7 +87,7 @@ class MemoryTier:
             entry = self._data.get(key)
             if entry is None:
                 self.misses += 1
-            elif entry[0] <= time.time():
+            elif entry[0] <= _now():
                 self._remove(key, entry)
                 self.expirations += 1
                 self.misses += 1
@@ -149,7 +153,7 @@ class MemoryTier:
 
     def set(self, key: str, encoded: Encoded, expires_at: float | None) -> None:
         with self._lock:
-            self._seq += 1
+            self._seq = self._next()
             self._mark(key)
             self._store(key, encoded, expires_at)
 
@@ -158,7 +162,7 @@ class MemoryTier:
             entry = self._data.get(key)
             if entry is not None and entry[0] > time.time():
                 return False
-            self._seq += 1
+            self._seq = self._next()
             self._mark(key)
             self._store(key, encoded, expires_at)
             return True
@@ -171,7 +175,7 @@ class MemoryTier:
                 raise ValueError(f"Key '{key}' not found")
             old = entry[1] if entry[2] is None else self._loads(entry[2])
             new = old + delta
-            self._seq += 1
+            self._seq = self._next()
             self._mark(key)
             self._store(key, encode(new), None if entry[0] == FOREVER else entry[0])
         return new
@@ -181,14 +185,14 @@ class MemoryTier:
             entry = self._data.get(key)
             if entry is None or entry[0] <= time.time():
                 return False
-            self._seq += 1
+            self._seq = self._next()
             self._mark(key)
             entry[0] = self._cap(expires_at)
             return True
 
     def delete(self, key: str) -> bool:
         with self._lock:
-            self._seq += 1
+            self._seq = self._next()
             self._mark(key)
             entry = self._data.get(key)
             if entry is None:
@@ -205,7 +209,7 @@ class MemoryTier:
     def begin_write(self, key: str) -> int:
         """Mark ``key`` as being written by this process; returns the write's token."""
         with self._lock:
-            self._seq += 1
+            self._seq = self._next()
             self._mark(key)
             self._inflight[key] = self._inflight.get(key, 0) + 1
             return self._seq
@@ -255,7 +259,7 @@ class MemoryTier:
 
     def read_token(self) -> int:
         """Taken before reading lower tiers; ``promote`` refuses if the key moved since."""
-        return self._seq
+        return self._next()
 
     def promote(self, key: str, encoded: Encoded, expires_at: float | None, token: int) -> bool:
         """Keep a value found in a lower tier, unless its key changed after ``token``."""
@@ -264,7 +268,7 @@ class MemoryTier:
                 not self.coherent
                 or token < self._floor
                 or key in self._inflight
-                or self._marks.get(key, -1) >= token
+                or self._marks.get(key, 0) > token
             ):
                 return False
             if self._store(key, encoded, expires_at):
@@ -276,7 +280,7 @@ class MemoryTier:
 
     def invalidate(self, keys: Iterable[str]) -> None:
         with self._lock:
-            self._seq += 1
+            self._seq = self._next()
             for key in keys:
                 self._mark(key)
                 entry = self._data.get(key)
@@ -286,7 +290,7 @@ class MemoryTier:
     def invalidate_pattern(self, pattern: re.Pattern[str]) -> int:
         """Drop every key ``pattern`` matches (a compiled regex, see ``glob_to_regex``)."""
         with self._lock:
-            self._seq += 1
+            self._seq = self._next()
             self._floor = self._seq
             doomed = [key for key in self._data if pattern.fullmatch(key)]
             for key in doomed:
@@ -341,6 +345,11 @@ class MemoryTier:
 
     def _cull(self) -> None:
         data = self._data
+        if self.cull_frequency is None:  # plain LRU: make room for one
+            _, entry = data.popitem(last=False)
+            self._bytes -= entry[3]
+            self.evictions += 1
+            return
         if self.cull_frequency == 0:
             self.evictions += len(data)
             data.clear()
@@ -356,7 +365,7 @@ class MemoryTier:
         self._bytes -= entry[3]
 
     def _clear(self) -> None:
-        self._seq += 1
+        self._seq = self._next()
         self._floor = self._seq
         self._marks.clear()
         self._data.clear()

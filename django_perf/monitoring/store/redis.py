@@ -1,8 +1,8 @@
 """The Redis store: atomic increments into per-minute and per-hour hashes that expire on their own.
 
-Each flush is one ``MULTI``/``EXEC`` of ``HINCRBY``/``HINCRBYFLOAT`` commands,
-so a batch lands whole or not at all, and flushes from any number of
-processes add up. Every series goes three ways: its minute's hash (kept
+Each flush is one ``MULTI``/``EXEC`` of script calls doing ``HINCRBY`` and
+``HINCRBYFLOAT``, so a batch lands whole or not at all, and flushes from any
+number of processes add up. Every series goes three ways: its minute's hash (kept
 ``MONITORING_MINUTE_RETENTION``), its hour's hash (the rollup, kept
 ``MONITORING_HOUR_RETENTION``) and the lifetime totals (for Prometheus
 counters). Expiry does the retention; there is nothing to maintain.
@@ -33,6 +33,24 @@ SEP = "\x1f"
 INT_SUMS = tuple(name for name in SUMS if name != "weight")
 MINUTE_WINDOW_LIMIT = 6 * 3600  # longer windows read whole hours from the hour hashes
 
+# KEYS: minute hash, hour hash, totals. ARGV: minute expiry, hour expiry, then N = the
+# length of the integer part, N items of field/integer pairs, then field/float pairs.
+ADD_SCRIPT = """
+local n = tonumber(ARGV[3])
+for k = 1, 3 do
+  local key = KEYS[k]
+  for i = 4, 3 + n, 2 do
+    redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1])
+  end
+  for i = 4 + n, #ARGV, 2 do
+    redis.call('HINCRBYFLOAT', key, ARGV[i], ARGV[i + 1])
+  end
+end
+redis.call('EXPIREAT', KEYS[1], ARGV[1])
+redis.call('EXPIREAT', KEYS[2], ARGV[2])
+return 1
+"""
+
 
 class RedisStore(MetricsStore):
     """Metrics in Redis (``MONITORING_REDIS_URL``)."""
@@ -51,6 +69,7 @@ class RedisStore(MetricsStore):
         self.minute_retention = minute_retention
         self.hour_retention = hour_retention
         self._client: Any = None
+        self._script: Any = None
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -73,35 +92,52 @@ class RedisStore(MetricsStore):
     def write(self, batch: Mapping[Key, Series], samples: Sequence[Sample] = ()) -> None:
         if not batch and not samples:
             return
-        pipe = self.client.pipeline(transaction=True)
-        expiries: dict[str, int] = {}
-        total = f"{self.prefix}:total"
+        # One script call per minute: the fields are sent once and added to the minute's
+        # hash, the hour's hash and the totals inside Redis (fewer, smaller commands).
+        by_minute: dict[int, list] = {}
         for key, series in batch.items():
-            minute = key.start - key.start % 60
-            hour = key.start - key.start % 3600
-            minute_key = f"{self.prefix}:m:{minute}"
-            hour_key = f"{self.prefix}:h:{hour}"
-            expiries[minute_key] = minute + 60 + self.minute_retention
-            expiries[hour_key] = hour + 3600 + self.hour_retention
             label = f"{key.route}{SEP}{key.method}{SEP}{key.status}{SEP}"
-            for name in (minute_key, hour_key, total):
-                for index, n in series.buckets.items():
-                    pipe.hincrby(name, f"{label}b{index}", n)
-                for field in INT_SUMS:
-                    value = getattr(series, field)
-                    if value:
-                        pipe.hincrby(name, f"{label}s{field}", value)
-                pipe.hincrbyfloat(name, f"{label}sweight", series.weight)
-                for field, value in series.extra.items():
-                    pipe.hincrbyfloat(name, f"{label}s{field}", value)
+            fields = by_minute.setdefault(key.start - key.start % 60, [[], []])
+            ints, floats = fields
+            for index, n in series.buckets.items():
+                ints += (f"{label}b{index}", n)
+            for name in INT_SUMS:
+                value = getattr(series, name)
+                if value:
+                    ints += (f"{label}s{name}", value)
+            floats += (f"{label}sweight", repr(float(series.weight)))
+            for name, value in series.extra.items():
+                floats += (f"{label}s{name}", repr(float(value)))
+        pipe = self.client.pipeline(transaction=True)
+        for minute, (ints, floats) in by_minute.items():
+            hour = minute - minute % 3600
+            self._add(
+                keys=[
+                    f"{self.prefix}:m:{minute}",
+                    f"{self.prefix}:h:{hour}",
+                    f"{self.prefix}:total",
+                ],
+                args=[
+                    minute + 60 + self.minute_retention,
+                    hour + 3600 + self.hour_retention,
+                    len(ints),
+                    *ints,
+                    *floats,
+                ],
+                client=pipe,
+            )
         for sample in samples:
             minute = int(sample.taken_at) - int(sample.taken_at) % 60
             name = f"{self.prefix}:sys:{minute}"
             pipe.hset(name, f"{sample.host}{SEP}{sample.pid}", sample.to_json())
-            expiries[name] = minute + 60 + self.minute_retention
-        for name, when in expiries.items():
-            pipe.expireat(name, when)
+            pipe.expireat(name, minute + 60 + self.minute_retention)
         pipe.execute()
+
+    @property
+    def _add(self) -> Any:
+        if self._script is None:
+            self._script = self.client.register_script(ADD_SCRIPT)
+        return self._script
 
     # --- reading ------------------------------------------------------------------
 

@@ -1,0 +1,109 @@
+"""OPTIONS of a TieredCache: defaults, shorthands, and errors that name what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from django_perf import checks
+from django_perf.cache.config import parse_config
+
+BACKEND = "django_perf.cache.TieredCache"
+
+
+def kinds(config) -> list[str]:
+    return [tier.kind for tier in config.tiers]
+
+
+def test_the_embedded_default_is_memory_then_database():
+    config = parse_config("", {})
+    assert kinds(config) == ["memory", "database"]
+    memory = config.tier("memory")
+    assert (memory["MAX_ENTRIES"], memory["MAX_BYTES"], memory["MAX_TIMEOUT"]) == (
+        10_000,
+        64 * 2**20,
+        30,
+    )
+    assert config.options["SERIALIZER"] == "pickle"
+
+
+def test_a_redis_url_as_location_means_memory_then_redis():
+    config = parse_config("redis://h:6379/2", {})
+    assert kinds(config) == ["memory", "redis"]
+    assert config.tier("redis")["LOCATION"] == "redis://h:6379/2"
+    assert config.tier("redis")["CHANNEL"] == "django_perf:cache:redis://h:6379/2"
+
+
+def test_djangos_max_entries_and_cull_frequency_apply_to_l1_as_to_locmem():
+    def l1(options):
+        memory = parse_config("", {"OPTIONS": options}).tier("memory")
+        return memory["MAX_ENTRIES"], memory["CULL_FREQUENCY"]
+
+    assert l1({"MAX_ENTRIES": 30, "CULL_FREQUENCY": 0}) == (30, 0)
+    assert l1({"MAX_ENTRIES": 30}) == (30, 3)  # LocMemCache's default cull
+    assert l1({}) == (10_000, None)  # the tier's own default: plain LRU
+
+
+def test_any_order_and_subset_of_tiers():
+    tiers = [{"KIND": "redis", "LOCATION": "unix:///run/redis.sock"}, {"KIND": "memory"}]
+    assert kinds(parse_config("x", {"OPTIONS": {"TIERS": tiers}})) == ["redis", "memory"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"TEIRS": []}, r"'TEIRS' is not an option\. Did you mean 'TIERS'\?"),
+        ({"TIERS": []}, r"\['TIERS'\] must be a non-empty list"),
+        ({"TIERS": [{"KIND": "disk"}]}, r"\['KIND'\] must be one of 'memory', 'redis', 'database'"),
+        ({"TIERS": ["memory"]}, r"must be a dict with a 'KIND' key"),
+        ({"TIERS": [{"KIND": "memory"}, {"KIND": "memory"}]}, "two 'memory' tiers"),
+        ({"TIERS": [{"KIND": "redis"}]}, "needs 'LOCATION': the Redis URL"),
+        (
+            {"TIERS": [{"KIND": "redis", "LOCATION": "localhost:6379"}]},
+            "must be a redis://, rediss:// or unix:// URL",
+        ),
+        ({"TIERS": [{"KIND": "memory", "MAX_BYTS": 1}]}, "Did you mean 'MAX_BYTES'"),
+        ({"TIERS": [{"KIND": "memory", "MAX_TIMEOUT": 0}]}, "must be a number greater than 0"),
+        ({"TIERS": [{"KIND": "database", "CULL_BATCH": 1.5}]}, "must be an integer at least 1"),
+        ({"STRICT": "yes"}, r"\['STRICT'\] must be True or False or None; got 'yes' \(str\)"),
+    ],
+)
+def test_bad_options_are_named(options, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        parse_config("", {"OPTIONS": options}, alias="default")
+
+
+def test_the_system_check_reports_bad_options_before_first_use():
+    caches = {
+        "default": {"BACKEND": BACKEND},
+        "broken": {"BACKEND": BACKEND, "OPTIONS": {"TIERS": [{"KIND": "memroy"}]}},
+    }
+    with override_settings(CACHES=caches):
+        errors = checks.check_tiered_cache_options()
+    assert [e.id for e in errors] == ["django_perf.E101"]
+    assert "CACHES['broken']['OPTIONS']['TIERS'][0]['KIND']" in errors[0].msg
+    assert errors[0].obj == "CACHES['broken']"
+
+
+def test_the_system_check_warns_about_an_uncapped_l1_without_redis():
+    uncapped = {"KIND": "memory", "MAX_TIMEOUT": None}
+    caches = {
+        "default": {"BACKEND": BACKEND, "OPTIONS": {"TIERS": [uncapped, {"KIND": "database"}]}},
+        "coherent": {
+            "BACKEND": BACKEND,
+            "OPTIONS": {"TIERS": [uncapped, {"KIND": "redis", "LOCATION": "redis://h/0"}]},
+        },
+    }
+    with override_settings(CACHES=caches):
+        warnings = checks.check_tiered_cache_options()
+    assert [(w.id, w.obj) for w in warnings] == [("django_perf.W101", "CACHES['default']")]
+
+
+def test_a_redis_tier_is_recognised_by_the_django_redis_check():
+    config = {
+        "BACKEND": BACKEND,
+        "OPTIONS": {"TIERS": [{"KIND": "memory"}, {"KIND": "redis", "LOCATION": "rediss://h/0"}]},
+    }
+    assert checks.cache_needs_django_redis(config)
+    assert not checks.cache_needs_django_redis({"BACKEND": BACKEND})

@@ -1,0 +1,172 @@
+"""L3: the cache table, its culling in bounded batches, and its manners inside transactions."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.core.cache import CacheKeyWarning
+from django.db import connection, transaction
+
+from django_perf.cache.models import CacheEntry
+from django_perf.cache.tiers.database import DatabaseTier, literal_prefix
+from django_perf.cache.tiers.memory import glob_to_regex
+from testproject.blog.models import Tag
+from tests.cache.conftest import DATABASE, MEMORY
+
+pytestmark = pytest.mark.django_db
+
+
+def test_rows_hold_the_key_the_signed_payload_and_the_expiry(make_cache):
+    cache = make_cache(DATABASE, location="rows")
+    cache.set("k", ["v"], timeout=60)
+    cache.set("n", 7, timeout=None)
+    rows = {row.cache_key: row for row in CacheEntry.objects.all()}
+    assert set(rows) == {":1:k", ":1:n"}
+    assert rows[":1:k"].location == "rows"
+    assert rows[":1:k"].expires_at == pytest.approx(time.time() + 60, abs=1)
+    assert bytes(rows[":1:k"].value)[:1] == b"\x9d"  # a signed payload, not a bare pickle
+    assert (rows[":1:n"].number, rows[":1:n"].expires_at) == (7, None)
+
+
+def test_keys_of_any_length_and_alphabet(make_cache):
+    cache = make_cache(DATABASE)
+    key = "ключ/🔑 " * 200
+    with pytest.warns(CacheKeyWarning):  # Django's portability warning, as for every backend
+        cache.set(key, "v")
+    with pytest.warns(CacheKeyWarning):
+        assert cache.get(key) == "v"
+    assert len(CacheEntry.objects.get().key_hash) == 40
+
+
+def test_stores_with_different_locations_are_separate_and_clear_only_their_rows(make_cache):
+    one = make_cache(DATABASE, location="one")
+    two = make_cache(DATABASE, location="two")
+    one.set("k", 1)
+    two.set("k", 2)
+    assert (one.get("k"), two.get("k")) == (1, 2)
+    one.clear()
+    assert (one.get("k"), two.get("k")) == (None, 2)
+
+
+def test_expired_rows_are_culled_in_bounded_batches(make_cache):
+    cache = make_cache(DATABASE, location="cull")
+    tier = cache._store.database
+    tier.cull_batch = 2
+    cache.set_many({f"k{i}": i for i in range(5)}, timeout=100)
+    cache.set("live", 1, timeout=100)
+    CacheEntry.objects.exclude(cache_key=":1:live").update(expires_at=time.time() - 1)
+    assert tier.cull() == (2, 0)
+    assert tier.cull() == (2, 0)
+    assert tier.cull() == (1, 0)
+    assert list(CacheEntry.objects.values_list("cache_key", flat=True)) == [":1:live"]
+    assert cache.stats()["database"]["expirations"] == 5
+
+
+def test_past_max_entries_the_rows_closest_to_expiry_go_first(make_cache):
+    cache = make_cache({"KIND": "database", "MAX_ENTRIES": 3, "CULL_INTERVAL": 3600})
+    tier = cache._store.database
+    cache.set("forever", 0, timeout=None)
+    for i in range(1, 6):
+        cache.set(f"k{i}", i, timeout=100 * i)
+    assert tier.cull() == (0, 3)
+    assert sorted(CacheEntry.objects.values_list("cache_key", flat=True)) == [
+        ":1:forever",
+        ":1:k4",
+        ":1:k5",
+    ]
+    assert cache.stats()["database"]["evictions"] == 3
+
+
+def test_writes_cull_at_most_once_per_interval(make_cache):
+    cache = make_cache({"KIND": "database", "MAX_ENTRIES": 2, "CULL_INTERVAL": 0})
+    for i in range(5):
+        cache.set(f"k{i}", i)
+    assert CacheEntry.objects.count() == 2  # culled on each write (interval 0)
+    slow = make_cache({"KIND": "database", "MAX_ENTRIES": 2, "CULL_INTERVAL": 3600})
+    for i in range(5):
+        slow.set(f"s{i}", i)
+    # The first write culled (nothing to do yet); the next cull is an hour away.
+    assert CacheEntry.objects.filter(location=slow._store.config.name).count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_cache_statement_does_not_break_the_callers_transaction(make_cache, caplog):
+    cache = make_cache(MEMORY, DATABASE)
+    tier = cache._store.database
+    tier.sql["upsert"] = "INSERT INTO no_such_table VALUES {values}"
+    with transaction.atomic():
+        Tag.objects.create(name="before")
+        cache.set("k", "v")  # fails in its savepoint; L1 still gets the value
+        Tag.objects.create(name="after")
+    assert Tag.objects.count() == 2
+    assert cache.get("k") == "v"
+    assert cache.stats()["database"]["errors"] == 1
+    assert "the database tier failed on set" in caplog.text
+    assert "no_such_table" in caplog.text
+
+
+def test_cache_rows_roll_back_with_the_callers_transaction(make_cache):
+    cache = make_cache(DATABASE)
+    seen = []
+
+    def write_then_fail() -> None:
+        with transaction.atomic():
+            cache.set("k", "v")
+            seen.append(cache.get("k"))
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
+    assert seen == ["v"]
+    assert cache.get("k") is None
+
+
+def test_incr_in_sql_stays_within_64_bits(make_cache):
+    cache = make_cache(DATABASE)
+    cache.set("n", 2**63 - 2)
+    assert cache.incr("n") == 2**63 - 1
+    assert CacheEntry.objects.get().number == 2**63 - 1
+    assert cache.incr("n") == 2**63  # past 64 bits: read, add, write a pickled payload
+    row = CacheEntry.objects.get()
+    assert row.number is None
+    assert cache.get("n") == 2**63
+    assert cache.decr("n", 2**63) == 0
+
+
+@pytest.mark.parametrize(
+    ("pattern", "prefix"),
+    [
+        ("user:*", "user:"),
+        ("a?b", "a"),
+        (r"x\*y*", "x*y"),
+        ("[ab]c", ""),
+        ("100%_off*", "100%_off"),
+    ],
+)
+def test_literal_prefix_of_a_glob(pattern, prefix):
+    assert literal_prefix(pattern) == prefix
+
+
+def test_delete_by_pattern_in_the_table(make_cache):
+    cache = make_cache(DATABASE, location="patterns")
+    other = make_cache(DATABASE, location="elsewhere")
+    cache.set_many({"user:1": 1, "user:2": 2, "User:3": 3, "post:1": 4, "user_x": 5})
+    other.set("user:1", 1)
+    tier: DatabaseTier = cache._store.database
+    tier.cull_batch = 2  # several scan pages
+    pattern = ":1:user:*"
+    assert tier.delete_pattern(pattern, glob_to_regex(pattern)) == 2
+    assert cache.get_many(["user:1", "user:2", "User:3", "post:1", "user_x"]) == {
+        "User:3": 3,
+        "post:1": 4,
+        "user_x": 5,
+    }
+    assert other.get("user:1") == 1
+
+
+def test_the_table_is_indexed_for_expiry():
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "django_perf_cache_entry")
+    assert constraints["django_perf_cache_expiry"]["columns"] == ["location", "expires_at"]
+    assert constraints["django_perf_cache_expiry"]["index"]
