@@ -194,12 +194,10 @@ def extract(
     if not only_instances:
         _check_unknown_keys(target, rows)
     where_row = target.label + ": row {}"
-    if only_instances:
-        dicts = rows  # read through attrgetter: vars() would build a dict per instance
-    elif some_instances:
-        dicts = [vars(row) if isinstance(row, models.Model) else row for row in rows]
-    else:
-        dicts = rows
+    # Mixed rows: read instances through their __dict__ like dicts (only-instance calls use
+    # attrgetter: vars() would build a dict for each freshly loaded instance).
+    mixed = some_instances and not only_instances
+    mappings = [vars(r) if isinstance(r, models.Model) else r for r in rows] if mixed else rows
     columns: list[Sequence[Any]] = []
     omittable = []
     now: dict[type, Any] = {}
@@ -210,9 +208,9 @@ def extract(
         if model_field not in readable:
             values = [MISSING] * size
         elif only_instances:
-            values = _instance_column(target, rows, dicts, model_field, insert)
+            values = _instance_column(target, rows, model_field, insert)
         else:
-            values = _mapping_column(target, dicts, model_field)
+            values = _mapping_column(target, mappings, model_field)
             if some_instances and insert and _has_pre_save(model_field):
                 for i, row in enumerate(rows):
                     if isinstance(row, models.Model):
@@ -278,9 +276,7 @@ def _row_kinds(target: Target, rows: list) -> tuple[bool, bool]:
     return instances and not mappings, instances
 
 
-def _instance_column(
-    target: Target, rows: list, dicts: list, model_field: models.Field, insert: bool
-) -> list:
+def _instance_column(target: Target, rows: list, model_field: models.Field, insert: bool) -> list:
     """A column read from instances.
 
     Attributes are read with ``attrgetter``. A deferred field (``only()``,
