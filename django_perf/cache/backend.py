@@ -10,12 +10,13 @@ counted; see docs/cache.rst for the whole model.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, MEMCACHE_MAX_KEY_LENGTH, BaseCache
 
 from django_perf.conf import perf_settings
 from django_perf.tally import count
@@ -32,6 +33,7 @@ MISSING = object()  # "no value" (None is a value)
 FAILED = object()  # a tier call that raised or was skipped
 EXPIRED = object()  # a timeout of 0 or less: do not store
 _NO_PENDING = object()
+_memcached_unsafe = re.compile(r"[\x00-\x20\x7f]").search  # what Django warns about
 
 Found = tuple[Decoded, Any]  # a decoded value and the bytes (or int) the tier held
 
@@ -49,6 +51,11 @@ class TieredCache(BaseCache):
         self._rest = tiers[1:] if self._front is not None else list(tiers)
 
     # --- Plumbing --------------------------------------------------------------------
+
+    def validate_key(self, key: str) -> None:
+        """Django's portability warnings, checked with one precompiled search first."""
+        if len(key) > MEMCACHE_MAX_KEY_LENGTH or _memcached_unsafe(key):
+            super().validate_key(key)
 
     @property
     def _strict(self) -> bool:
@@ -90,6 +97,18 @@ class TieredCache(BaseCache):
         store = self._store
         kind = tier.kind
         breaker = store.breakers[kind]
+        pending = store.pending[kind]
+        if breaker.state == CLOSED and not breaker.failures and not pending.dirty:
+            # The common case: a healthy tier with nothing to replay.
+            try:
+                return fn(*args, **kwargs)
+            except Exception as error:
+                if keys is not _NO_PENDING:
+                    pending.add(keys)
+                self._fault(tier, operation, error)
+                if self._strict:
+                    raise
+                return FAILED
         strict = self._strict
         if not strict and breaker.allow() is None:
             store.counters[kind].add("skipped")
@@ -97,7 +116,6 @@ class TieredCache(BaseCache):
                 store.pending[kind].add(keys)
             return FAILED
         try:
-            pending = store.pending[kind]
             if pending.dirty:
                 self._replay(tier, pending)
             result = fn(*args, **kwargs)
@@ -137,7 +155,7 @@ class TieredCache(BaseCache):
         everything, keys = pending.take()
         try:
             if everything:
-                tier.clear(None) if tier.kind == "redis" else tier.clear()
+                tier.clear()
             elif keys:
                 tier.delete_many(keys)
         except Exception:
@@ -163,18 +181,19 @@ class TieredCache(BaseCache):
         )
         self._call(tier, "delete", tier.delete_many, [key])
 
-    def _message(self, keys: list[str] | None) -> Any:
+    def _announce(self, keys: list[str] | None) -> None:
+        """Tell other processes to drop ``keys`` (None: everything) from their L1.
+
+        Called once every shared tier has the change, so that a process which drops
+        its copy and reads again finds the new value.
+        """
         channel = self._store.channel
         if channel is None:
-            return None
-        message = channel.clear_message() if keys is None else channel.keys_message(keys)
-        return (channel.channel, message)
-
-    def _publish_after(self, publish: Any) -> None:
-        """Publish separately when the Redis write did not carry the message."""
-        store = self._store
-        if publish is not None and not store.publish_with_redis:
-            self._call(store.redis, "publish", store.redis.publish, *publish)
+            return
+        if keys is None:
+            channel.announce_clear()
+        else:
+            channel.announce_keys(keys)
 
     def _ensure_channel(self) -> None:
         store = self._store
@@ -251,10 +270,15 @@ class TieredCache(BaseCache):
             count(counters.miss_event, len(keys) - len(found))
         return found
 
-    def _data_for(self, tier: Any, encoded: Encoded, expires_at: float | None) -> Any:
+    def _data_for(
+        self, tier: Any, encoded: Encoded, expires_at: float | None, stamped: float | None
+    ) -> Any:
+        """What ``tier`` stores for ``encoded``; Redis payloads carry ``expires_at`` in them."""
         if encoded.integer is not None:
             return encoded.integer
-        return stamp(encoded.payload, expires_at) if tier.kind == "redis" else encoded.payload
+        if tier.kind == "redis" and expires_at != stamped:
+            return stamp(encoded.payload, expires_at)
+        return encoded.payload  # the table keeps the expiry in a column
 
     def _put(
         self,
@@ -264,7 +288,6 @@ class TieredCache(BaseCache):
         expires_at: float | None,
         now: float,
         *,
-        publish: Any = None,
         nx: bool = False,
     ) -> bool:
         """Write ``data`` (already capped) to one shared tier; False if NX found a value."""
@@ -272,7 +295,7 @@ class TieredCache(BaseCache):
             ttl = None if expires_at is None else expires_at - now
             if ttl is not None and ttl <= 0:
                 return False
-            return tier.set(key, data, ttl, nx=nx, publish=publish)
+            return tier.set(key, data, ttl, nx=nx)
         if nx:
             return tier.add(key, data, expires_at)
         tier.set(key, data, expires_at)
@@ -374,7 +397,7 @@ class TieredCache(BaseCache):
                     for upper in reversed(above):
                         now = time.time()
                         capped = self._cap(upper.kind, expires_at, now)
-                        data = self._data_for(upper, encoded, capped)
+                        data = self._data_for(upper, encoded, capped, None)
                         self._call(
                             upper, "promote", self._put, upper, key, data, capped, now, nx=True
                         )
@@ -444,7 +467,7 @@ class TieredCache(BaseCache):
             self._delete([key])
             return
         store = self._store
-        encoded = store.codec.encode(key, value)  # raises before any tier is touched
+        encoded = store.codec.encode(key, value, expires_at)  # raises before any tier is touched
         memory = store.memory
         if not store.shared:
             memory.set(key, encoded, expires_at)
@@ -459,17 +482,12 @@ class TieredCache(BaseCache):
                 memory.end_write(key, token, encoded if written else None, expires_at)
 
     def _write_shared(self, key: str, encoded: Encoded, expires_at: float | None) -> None:
-        store = self._store
-        publish = self._message([key])
-        for tier in reversed(store.shared):
+        for tier in reversed(self._store.shared):
             now = time.time()
             capped = self._cap(tier.kind, expires_at, now)
-            data = self._data_for(tier, encoded, capped)
-            carry = publish if tier is store.redis and store.publish_with_redis else None
-            self._call(
-                tier, "set", self._put, tier, key, data, capped, now, publish=carry, keys=[key]
-            )
-        self._publish_after(publish)
+            data = self._data_for(tier, encoded, capped, expires_at)
+            self._call(tier, "set", self._put, tier, key, data, capped, now, keys=[key])
+        self._announce([key])
         self._maybe_cull()
 
     def set_many(
@@ -490,7 +508,7 @@ class TieredCache(BaseCache):
             return
         store = self._store
         codec = store.codec
-        encoded = {key: codec.encode(key, value) for key, value in data.items()}
+        encoded = {key: codec.encode(key, value, expires_at) for key, value in data.items()}
         memory = store.memory
         if not store.shared:
             for key, item in encoded.items():
@@ -500,21 +518,16 @@ class TieredCache(BaseCache):
         tokens = [memory.begin_write(key) for key in keys] if memory is not None else []
         written = False
         try:
-            publish = self._message(keys)
             for tier in reversed(store.shared):
                 now = time.time()
                 capped = self._cap(tier.kind, expires_at, now)
-                if tier.kind == "redis":
-                    ttl = None if capped is None else capped - now
-                    items = [(k, self._data_for(tier, e, capped), ttl) for k, e in encoded.items()]
-                    carry = publish if store.publish_with_redis else None
-                    self._call(tier, "set_many", tier.set_many, items, carry, keys=keys)
-                else:
-                    items = [
-                        (k, self._data_for(tier, e, capped), capped) for k, e in encoded.items()
-                    ]
-                    self._call(tier, "set_many", tier.set_many, items, keys=keys)
-            self._publish_after(publish)
+                lifetime = capped - now if tier.kind == "redis" and capped is not None else capped
+                items = [
+                    (key, self._data_for(tier, item, capped, expires_at), lifetime)
+                    for key, item in encoded.items()
+                ]
+                self._call(tier, "set_many", tier.set_many, items, keys=keys)
+            self._announce(keys)
             self._maybe_cull()
             written = True
         finally:
@@ -532,7 +545,7 @@ class TieredCache(BaseCache):
         if expires_at is EXPIRED:
             return self._get(key, MISSING) is MISSING
         store = self._store
-        encoded = store.codec.encode(key, value)
+        encoded = store.codec.encode(key, value, expires_at)
         memory = store.memory
         if not store.shared:
             return memory.add(key, encoded, expires_at)
@@ -553,17 +566,12 @@ class TieredCache(BaseCache):
 
     def _add_shared(self, key: str, encoded: Encoded, expires_at: float | None) -> Any:
         """SET NX (or INSERT) on the first shared tier that answers; then confirm below it."""
-        store = self._store
-        publish = self._message([key])
-        shared = store.shared
+        shared = self._store.shared
         for index, tier in enumerate(shared):
             now = time.time()
             capped = self._cap(tier.kind, expires_at, now)
-            data = self._data_for(tier, encoded, capped)
-            carry = publish if tier is store.redis else None
-            added = self._call(
-                tier, "add", self._put, tier, key, data, capped, now, publish=carry, nx=True
-            )
+            data = self._data_for(tier, encoded, capped, expires_at)
+            added = self._call(tier, "add", self._put, tier, key, data, capped, now, nx=True)
             if added is FAILED:
                 continue
             if not added:
@@ -571,7 +579,7 @@ class TieredCache(BaseCache):
             for lower in shared[index + 1 :]:
                 now = time.time()
                 capped = self._cap(lower.kind, expires_at, now)
-                data = self._data_for(lower, encoded, capped)
+                data = self._data_for(lower, encoded, capped, expires_at)
                 confirmed = self._call(
                     lower, "add", self._put, lower, key, data, capped, now, nx=True, keys=[key]
                 )
@@ -579,28 +587,24 @@ class TieredCache(BaseCache):
                     # A live value hid in a lower tier: the key existed after all.
                     found = self._read(lower, key, want_expiry=True)
                     if found is not None:
-                        self._copy_up(key, found, shared[: shared.index(lower)], publish)
+                        self._copy_up(key, found, shared[: shared.index(lower)])
+                    self._announce([key])
                     return False
-            if tier is not store.redis:
-                self._publish_after(publish)
+            self._announce([key])
             self._maybe_cull()
             return True
         return FAILED
 
-    def _copy_up(self, key: str, found: Found, tiers: list[Any], publish: Any) -> None:
+    def _copy_up(self, key: str, found: Found, tiers: list[Any]) -> None:
         """Overwrite ``tiers`` with a value found below them (keeping its lifetime)."""
         decoded, data = found
         if decoded.expires_at is MISSING:
             return
-        store = self._store
         for tier in reversed(tiers):
             now = time.time()
             capped = self._cap(tier.kind, decoded.expires_at, now)
             payload = data if isinstance(data, int) or tier.kind != "redis" else stamp(data, capped)
-            carry = publish if tier is store.redis else None
-            self._call(
-                tier, "set", self._put, tier, key, payload, capped, now, publish=carry, keys=[key]
-            )
+            self._call(tier, "set", self._put, tier, key, payload, capped, now, keys=[key])
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         key = self.make_and_validate_key(key, version=version)
@@ -617,7 +621,6 @@ class TieredCache(BaseCache):
         token = memory.begin_write(key) if memory is not None else 0
         keep = False
         try:
-            publish = self._message([key])
             touched = answered = False
             for tier in reversed(store.shared):
                 now = time.time()
@@ -625,16 +628,13 @@ class TieredCache(BaseCache):
                 if tier.kind == "redis":
                     ttl = None if capped is None else capped - now
                     header = EXPIRY.pack(capped or 0.0)
-                    carry = publish if store.publish_with_redis else None
-                    result = self._call(
-                        tier, "touch", tier.touch, key, ttl, header, carry, keys=[key]
-                    )
+                    result = self._call(tier, "touch", tier.touch, key, ttl, header, keys=[key])
                 else:
                     result = self._call(tier, "touch", tier.touch, key, capped, keys=[key])
                 if result is not FAILED:
                     answered = True
                     touched = touched or bool(result)
-            self._publish_after(publish)
+            self._announce([key])
             if not answered and memory is not None:
                 keep = True
                 return memory.touch(key, expires_at)
@@ -666,19 +666,11 @@ class TieredCache(BaseCache):
             if memory is not None:
                 memory.end_write(key, token, keep=keep)
 
-    def _tier_incr(self, tier: Any, key: str, delta: int, publish: Any) -> Any:
-        if tier.kind == "redis":
-            return tier.incr(key, delta, publish)
-        return tier.incr(key, delta)
-
     def _incr_shared(self, key: str, delta: int) -> Any:
         """INCRBY (or UPDATE ... + delta) on the first shared tier that answers."""
-        store = self._store
-        shared = store.shared
-        publish = self._message([key])
+        shared = self._store.shared
         for index, tier in enumerate(shared):
-            carry = publish if tier is store.redis else None
-            result = self._call(tier, "incr", self._tier_incr, tier, key, delta, carry, keys=[key])
+            result = self._call(tier, "incr", tier.incr, key, delta, keys=[key])
             if result is FAILED:
                 continue
             lower = shared[index + 1 :]
@@ -687,22 +679,19 @@ class TieredCache(BaseCache):
                 found = next(filter(None, (self._read(t, key, True) for t in lower)), None)
                 if found is None:
                     raise ValueError(f"Key '{key}' not found")
-                self._copy_up(key, found, [tier], None)
-                result = self._call(
-                    tier, "incr", self._tier_incr, tier, key, delta, carry, keys=[key]
-                )
+                self._copy_up(key, found, [tier])
+                result = self._call(tier, "incr", tier.incr, key, delta, keys=[key])
                 if result is None or result is FAILED:
                     raise ValueError(f"Key '{key}' not found")
             if result is NOT_INTEGER:
                 return self._incr_slow(key, delta, shared[index:])
             for other in reversed(lower):
                 # Apply the same delta below (commutes with concurrent increments)...
-                done = self._call(other, "incr", self._tier_incr, other, key, delta, None)
+                done = self._call(other, "incr", other.incr, key, delta)
                 if done is NOT_INTEGER:
                     # ...or drop a value there that cannot take it.
                     self._call(other, "delete", other.delete_many, [key], keys=[key])
-            if tier is not store.redis:
-                self._publish_after(publish)
+            self._announce([key])
             return result
         return FAILED
 
@@ -716,7 +705,7 @@ class TieredCache(BaseCache):
         expires_at = decoded.expires_at
         if expires_at is MISSING:
             expires_at = self._expiry(DEFAULT_TIMEOUT)
-        self._write_shared(key, self._store.codec.encode(key, new), expires_at)
+        self._write_shared(key, self._store.codec.encode(key, new, expires_at), expires_at)
         return new
 
     def delete(self, key: Any, version: int | None = None) -> bool:
@@ -737,16 +726,11 @@ class TieredCache(BaseCache):
         tokens = [memory.begin_write(key) for key in keys] if memory is not None else []
         deleted = False
         try:
-            publish = self._message(keys)
             for tier in reversed(store.shared):
-                if tier.kind == "redis":
-                    carry = publish if store.publish_with_redis else None
-                    result = self._call(tier, "delete", tier.delete_many, keys, carry, keys=keys)
-                else:
-                    result = self._call(tier, "delete", tier.delete_many, keys, keys=keys)
+                result = self._call(tier, "delete", tier.delete_many, keys, keys=keys)
                 if result is not FAILED and result:
                     deleted = True
-            self._publish_after(publish)
+            self._announce(keys)
         finally:
             for key, token in zip(keys, tokens, strict=False):
                 deleted = memory.end_write(key, token) or deleted
@@ -754,14 +738,9 @@ class TieredCache(BaseCache):
 
     def clear(self) -> None:
         store = self._store
-        publish = self._message(None)
         for tier in reversed(store.shared):
-            if tier.kind == "redis":
-                carry = publish if store.publish_with_redis else None
-                self._call(tier, "clear", tier.clear, carry, keys=None)
-            else:
-                self._call(tier, "clear", tier.clear, keys=None)
-        self._publish_after(publish)
+            self._call(tier, "clear", tier.clear, keys=None)
+        self._announce(None)
         if store.memory is not None:
             store.memory.clear()
 

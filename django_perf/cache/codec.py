@@ -26,6 +26,7 @@ import hmac
 import math
 import pickle
 import struct
+import weakref
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 __all__ = [
@@ -90,6 +92,7 @@ class PickleSerializer(Serializer):
 
     def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         self.protocol = protocol
+        self.loads = pickle.loads  # type: ignore[method-assign]  (no wrapper on L1 hits)
 
     def dumps(self, value: Any) -> bytes:
         return pickle.dumps(value, self.protocol)
@@ -258,26 +261,53 @@ def make_compressor(name: str | None, options: dict[str, Any]) -> Any:
 # --- Signing --------------------------------------------------------------------------
 
 
-def _derive(secret: str | bytes) -> bytes:
+try:  # OpenSSL's HMAC object itself: copy/update/digest without hmac.py's wrapper calls
+    from _hashlib import hmac_new as _keyed_hmac
+except ImportError:  # pragma: no cover - Python built without OpenSSL
+    _keyed_hmac = None
+
+
+def _derive(secret: str | bytes) -> Any:
+    """An HMAC-SHA256 object keyed from ``secret``, to ``copy()`` per message (cheaper)."""
     if isinstance(secret, str):
         secret = secret.encode()
-    return hashlib.sha256(b"django_perf.cache.payload-hmac:" + secret).digest()
+    key = hashlib.sha256(b"django_perf.cache.payload-hmac:" + secret).digest()
+    if _keyed_hmac is not None:
+        return _keyed_hmac(key, digestmod="sha256")
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 class _Keys:
-    """HMAC keys from SECRET_KEY and its fallbacks, re-derived when the settings change."""
+    """HMAC keys from SECRET_KEY and its fallbacks, derived once and again when they change."""
 
     def __init__(self) -> None:
-        self._source: tuple[Any, ...] | None = None
-        self.signing = b""
-        self.verifying: tuple[bytes, ...] = ()
+        self._derived: tuple[Any, tuple[Any, ...]] | None = None
+        _all_keys.add(self)
 
-    def current(self) -> _Keys:
-        source = (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ()))
-        if source != self._source:
-            derived = tuple(_derive(secret) for secret in source)
-            self.signing, self.verifying, self._source = derived[0], derived, source
-        return self
+    def current(self) -> tuple[Any, tuple[Any, ...]]:
+        """(the signing key, every key that verifies)."""
+        derived = self._derived
+        if derived is None:
+            secrets = (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ()))
+            keys = tuple(_derive(secret) for secret in secrets)
+            derived = self._derived = (keys[0], keys)
+        return derived
+
+    def forget(self) -> None:
+        self._derived = None
+
+
+_all_keys: weakref.WeakSet[_Keys] = weakref.WeakSet()
+
+
+def _secret_changed(*, setting: str, **kwargs: Any) -> None:
+    """``setting_changed`` receiver: a test overrode SECRET_KEY (or its fallbacks)."""
+    if setting in ("SECRET_KEY", "SECRET_KEY_FALLBACKS"):
+        for keys in list(_all_keys):
+            keys.forget()
+
+
+setting_changed.connect(_secret_changed, dispatch_uid="django_perf.cache.codec")
 
 
 # --- The codec ------------------------------------------------------------------------
@@ -328,10 +358,6 @@ def stamped_expiry(payload: bytes) -> float | None:
     return expires_at or None
 
 
-def is_integer_payload(data: bytes) -> bool:
-    return bool(data) and data[0] != FORMAT
-
-
 class Codec:
     """Encodes values for every tier in one pass and decodes what a shared tier returns."""
 
@@ -350,8 +376,11 @@ class Codec:
 
     # Encoding ---------------------------------------------------------------------
 
-    def encode(self, key: str, value: Any) -> Encoded:
-        """Serialize ``value`` once; build the shared payload only when a shared tier exists."""
+    def encode(self, key: str, value: Any, expires_at: float | None = None) -> Encoded:
+        """Serialize ``value`` once; build the shared payload only when a shared tier exists.
+
+        ``expires_at`` goes into the payload's (unsigned) expiry field.
+        """
         serializer = self.serializer
         if serializer.immutable(value):
             encoded = Encoded(value, None)
@@ -366,7 +395,7 @@ class Codec:
             encoded = Encoded(None, body)
             if not self.shared:
                 return encoded
-        encoded.payload = self.frame(key, body)
+        encoded.payload = self.frame(key, body, expires_at)
         return encoded
 
     def encode_for_memory(self, value: Any) -> Encoded:
@@ -375,20 +404,21 @@ class Codec:
             return Encoded(value, None)
         return Encoded(None, self.serializer.dumps(value))
 
-    def frame(self, key: str, body: bytes) -> bytes:
+    def frame(self, key: str, body: bytes, expires_at: float | None = None) -> bytes:
         flags = self.serializer.id
         compressor = self.compressor
         if compressor is not None and len(body) >= self.compress_min_len:
             packed = compressor.compress(body)
             if len(packed) < len(body):
                 body, flags = packed, flags | COMPRESSED
-        mac = self._mac(self._keys.current().signing, key, flags, body)
-        return HEADER.pack(FORMAT, flags, 0.0, mac) + body
+        mac = self._mac(self._keys.current()[0], key, flags, body)
+        return HEADER.pack(FORMAT, flags, expires_at or 0.0, mac) + body
 
     @staticmethod
-    def _mac(secret: bytes, key: str, flags: int, body: bytes) -> bytes:
-        message = b"".join((key.encode("utf-8", "surrogatepass"), b"\0", bytes((flags,)), body))
-        return hmac.digest(secret, message, "sha256")[:MAC_SIZE]
+    def _mac(keyed: Any, key: str, flags: int, body: bytes) -> bytes:
+        mac = keyed.copy()
+        mac.update(b"".join((key.encode("utf-8", "surrogatepass"), b"\0", bytes((flags,)), body)))
+        return mac.digest()[:MAC_SIZE]
 
     # Decoding ---------------------------------------------------------------------
 
@@ -402,10 +432,10 @@ class Codec:
             raise Rejected("value shorter than its header")
         _, flags, expires_at, mac = HEADER.unpack_from(data)
         body = data[HEADER_SIZE:]
-        keys = self._keys.current()
-        if not any(
+        signing, verifying = self._keys.current()
+        if not hmac.compare_digest(mac, self._mac(signing, key, flags, body)) and not any(
             hmac.compare_digest(mac, self._mac(secret, key, flags, body))
-            for secret in keys.verifying
+            for secret in verifying[1:]
         ):
             raise Rejected("signature does not match (forged, corrupted or another SECRET_KEY)")
         if flags & SERIALIZER_MASK != self.serializer.id:

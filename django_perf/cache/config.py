@@ -89,7 +89,7 @@ TIER_OPTIONS: dict[str, dict[str, tuple[Any, Rule]]] = {
     "memory": {
         "MAX_ENTRIES": (10_000, _number(1, integer=True)),
         "MAX_BYTES": (64 * MIB, _number(1, integer=True)),
-        "CULL_FREQUENCY": (3, _number(0, integer=True)),
+        "CULL_FREQUENCY": (None, _number(0, integer=True, none=True)),
         "MAX_TIMEOUT": (30, _number(0, above=True, none=True)),
     },
     "redis": {
@@ -188,11 +188,16 @@ def parse_config(location: str, params: Mapping[str, Any], alias: str = "") -> C
             raise ImproperlyConfigured(f"{where}['TIERS'] has two {kind!r} tiers; use one of each.")
         rules = TIER_OPTIONS[kind]
         tier_options = _check({k: v for k, v in tier.items() if k != "KIND"}, rules, tier_where)
-        if kind == "memory":
-            # Django's MAX_ENTRIES / CULL_FREQUENCY (as for LocMemCache) apply to L1.
-            for name in ("MAX_ENTRIES", "CULL_FREQUENCY"):
-                if name not in tier and options[name] is not None:
-                    tier_options[name] = options[name]
+        if kind == "memory" and options["MAX_ENTRIES"] is not None and "MAX_ENTRIES" not in tier:
+            # Django's MAX_ENTRIES / CULL_FREQUENCY apply to L1 exactly as to LocMemCache:
+            # when full, 1/CULL_FREQUENCY (default 3) of the entries go at once.
+            tier_options["MAX_ENTRIES"] = options["MAX_ENTRIES"]
+            if "CULL_FREQUENCY" not in tier:
+                tier_options["CULL_FREQUENCY"] = (
+                    3 if options["CULL_FREQUENCY"] is None else options["CULL_FREQUENCY"]
+                )
+        elif kind == "memory" and "CULL_FREQUENCY" not in tier:
+            tier_options["CULL_FREQUENCY"] = options["CULL_FREQUENCY"]
         if kind == "redis":
             if tier_options["LOCATION"] is None:
                 raise ImproperlyConfigured(

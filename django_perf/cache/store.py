@@ -13,7 +13,7 @@ from typing import Any
 from .codec import Codec, make_compressor, make_serializer
 from .coherence import Channel
 from .config import CacheConfig
-from .faults import Breaker, ErrorLog
+from .faults import CLOSED, Breaker, ErrorLog
 from .tiers.database import DatabaseTier
 from .tiers.memory import MemoryTier
 from .tiers.redis import RedisTier
@@ -106,7 +106,7 @@ class Store:
         for spec in config.tiers:
             if spec.kind == "memory":
                 tier: Any = MemoryTier(
-                    loads=self.codec.loads,
+                    loads=serializer.loads,
                     max_entries=spec["MAX_ENTRIES"],
                     max_bytes=spec["MAX_BYTES"],
                     cull_frequency=spec["CULL_FREQUENCY"],
@@ -147,24 +147,37 @@ class Store:
                 channel=redis_spec["CHANNEL"],
                 memory=self.memory,
                 connect=self.redis.writer,
+                publish=self.redis.publish,
                 health_interval=redis_spec["HEALTH_INTERVAL"],
                 errors=self.errors,
+                on_publish_error=self._publish_failed,
+                can_publish=lambda: self.breakers["redis"].state == CLOSED,
             )
             # Subscribed again means Redis answers: probe its breaker now rather than
             # after the cooldown, so writes publish their invalidations again at once.
             self.channel.on_up.append(self.breakers["redis"].probe_now)
             self.channel.ensure_running()
-        # The Redis write that carries the invalidation message must be the last
-        # shared write, so that other processes re-read only after every tier changed.
-        self.publish_with_redis = bool(self.shared) and self.shared[0] is self.redis
         # Async calls run lower tiers in a worker thread; the ORM needs Django's own.
         self.needs_db_thread = self.database is not None
 
+    def _publish_failed(self, error: BaseException) -> None:
+        """A failed invalidation message counts as an error of the Redis tier."""
+        self.counters["redis"].add("errors")
+        breaker = self.breakers["redis"]
+        if breaker.failure():
+            self.errors.event(
+                self.name,
+                "redis",
+                "%d failures in a row; circuit breaker open: the tier is skipped and probed "
+                "again in %.1f s",
+                breaker.failures,
+                breaker.retry_in(),
+            )
+
     def close(self) -> None:
+        """Stop the listener. Redis pools stay: django-redis shares them per URL in the process."""
         if self.channel is not None:
             self.channel.stop()
-        if self.redis is not None:
-            self.redis.close()
 
 
 _stores: dict[str, Store] = {}

@@ -1,6 +1,6 @@
 """PostgreSQL write and read paths the ORM leaves slow: bulk writes, batched reads, pools."""
 
-from .async_pool import async_connection, async_pool, close_async_pools
+from .async_pools import async_connection, async_pool, close_async_pools
 from .errors import RowTypeError, RowValueError
 from .insert import bulk_insert
 from .loaders import Batcher, LoaderScope, LoaderScopeMiddleware, ModelLoader, loader_scope

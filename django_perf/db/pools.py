@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import connections
@@ -21,9 +20,8 @@ from django.db.backends.signals import connection_created
 __all__ = ["PoolStats", "pool_stats", "track_connections"]
 
 
-@dataclass(frozen=True)
-class PoolStats:
-    """A snapshot of one pool. ``None`` means the pool does not track that number.
+class PoolStats(TypedDict):
+    """A snapshot of one pool, as a plain (JSON-ready) dict. ``None``: not tracked by the pool.
 
     ``kind`` is ``"database"`` (a ``DATABASES`` alias), ``"async"`` (an async pool
     built from an alias) or ``"cache"`` (a ``CACHES`` alias on Redis). ``pooled`` is
@@ -39,18 +37,41 @@ class PoolStats:
     size: int
     in_use: int
     idle: int
-    waiting: int | None = None
-    errors: int | None = None
-    max_size: int | None = None
-    details: dict[str, Any] = field(default_factory=dict, compare=False)
+    waiting: int | None
+    errors: int | None
+    max_size: int | None
+    details: dict[str, Any]
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+def _stats(
+    kind: str,
+    alias: str,
+    *,
+    pooled: bool = True,
+    size: int = 0,
+    in_use: int = 0,
+    waiting: int | None = 0,
+    errors: int | None = 0,
+    max_size: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> PoolStats:
+    return PoolStats(
+        kind=kind,
+        alias=alias,
+        pooled=pooled,
+        size=size,
+        in_use=in_use,
+        idle=size - in_use,
+        waiting=waiting,
+        errors=errors,
+        max_size=max_size,
+        details=details or {},
+    )
 
 
 def pool_stats() -> list[PoolStats]:
     """Stats of every database alias, every async pool and every Redis cache, in that order."""
-    from .async_pool import async_pool_stats
+    from .async_pools import async_pool_stats
 
     stats = [database_stats(alias) for alias in settings.DATABASES]
     stats += async_pool_stats()
@@ -73,17 +94,15 @@ def psycopg_pool_stats(kind: str, alias: str, pool: Any) -> PoolStats:
         raw.get(name, 0)
         for name in ("connections_errors", "connections_lost", "requests_errors", "returns_bad")
     )
-    return PoolStats(
-        kind=kind,
-        alias=alias,
-        pooled=True,
+    return _stats(
+        kind,
+        alias,
         size=size,
         in_use=max(size - idle, 0),
-        idle=idle,
         waiting=raw.get("requests_waiting", 0),
         errors=errors,
         max_size=raw.get("pool_max"),
-        details=raw,
+        details=dict(raw),
     )
 
 
@@ -96,19 +115,11 @@ def database_stats(alias: str) -> PoolStats:
         if pool is not None:
             return psycopg_pool_stats("database", alias, pool)
         pool_options = options["pool"] if isinstance(options["pool"], dict) else {}
-        return PoolStats("database", alias, True, 0, 0, 0, 0, 0, pool_options.get("max_size"))
+        return _stats("database", alias, max_size=pool_options.get("max_size"))
     open_wrappers = [w for w in _tracked(alias) if w.connection is not None]
     in_use = sum(1 for w in open_wrappers if w.in_atomic_block)
-    return PoolStats(
-        kind="database",
-        alias=alias,
-        pooled=False,
-        size=len(open_wrappers),
-        in_use=in_use,
-        idle=len(open_wrappers) - in_use,
-        waiting=0,
-        errors=None,
-    )
+    return _stats("database", alias, pooled=False, size=len(open_wrappers), in_use=in_use,
+                  errors=None)  # fmt: skip
 
 
 _wrappers: dict[str, weakref.WeakSet[BaseDatabaseWrapper]] = {}
@@ -160,13 +171,11 @@ def cache_stats(alias: str, config: dict[str, Any]) -> PoolStats | None:
         idle += pool_idle
         in_use += pool_in_use
         max_size += getattr(pool, "max_connections", 0) or 0
-    return PoolStats(
-        kind="cache",
-        alias=alias,
-        pooled=True,
+    return _stats(
+        "cache",
+        alias,
         size=idle + in_use,
         in_use=in_use,
-        idle=idle,
         waiting=None,
         errors=None,
         max_size=max_size or None,

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
-from operator import is_, itemgetter
+from operator import attrgetter, is_
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
@@ -193,12 +194,10 @@ def extract(
     if not only_instances:
         _check_unknown_keys(target, rows)
     where_row = target.label + ": row {}"
-    if only_instances:
-        dicts = list(map(vars, rows))
-    elif some_instances:
-        dicts = [vars(row) if isinstance(row, models.Model) else row for row in rows]
-    else:
-        dicts = rows
+    # Mixed rows: read instances through their __dict__ like dicts (only-instance calls use
+    # attrgetter: vars() would build a dict for each freshly loaded instance).
+    mixed = some_instances and not only_instances
+    mappings = [vars(r) if isinstance(r, models.Model) else r for r in rows] if mixed else rows
     columns: list[Sequence[Any]] = []
     omittable = []
     now: dict[type, Any] = {}
@@ -209,9 +208,9 @@ def extract(
         if model_field not in readable:
             values = [MISSING] * size
         elif only_instances:
-            values = _instance_column(target, rows, dicts, model_field, insert)
+            values = _instance_column(target, rows, model_field, insert)
         else:
-            values = _mapping_column(target, dicts, model_field)
+            values = _mapping_column(target, mappings, model_field)
             if some_instances and insert and _has_pre_save(model_field):
                 for i, row in enumerate(rows):
                     if isinstance(row, models.Model):
@@ -277,16 +276,20 @@ def _row_kinds(target: Target, rows: list) -> tuple[bool, bool]:
     return instances and not mappings, instances
 
 
-def _instance_column(
-    target: Target, rows: list, dicts: list, model_field: models.Field, insert: bool
-) -> list:
-    """A column read from instances (``dicts`` holds their ``vars()``)."""
+def _instance_column(target: Target, rows: list, model_field: models.Field, insert: bool) -> list:
+    """A column read from instances.
+
+    Attributes are read with ``attrgetter``. A deferred field (``only()``,
+    ``defer()``) would make Django query the database for each instance, so
+    queries are refused while reading and such a field is reported instead.
+    """
     attname = model_field.attname
-    if insert and _has_pre_save(model_field):
-        return [model_field.pre_save(obj, True) for obj in rows]
     try:
-        return list(map(itemgetter(attname), dicts))
-    except KeyError:
+        with _no_queries():
+            if insert and _has_pre_save(model_field):
+                return [model_field.pre_save(obj, True) for obj in rows]
+            return list(map(attrgetter(attname), rows))
+    except _QueryRefused:
         index = next(i for i, obj in enumerate(rows) if attname not in vars(obj))
         raise RowValueError(
             f"{target.label}: row {index}, field {model_field.name!r} is deferred on this "
@@ -294,6 +297,23 @@ def _instance_column(
             index=index,
             field=model_field.name,
         ) from None
+
+
+class _QueryRefused(Exception):
+    pass
+
+
+def _refuse(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    raise _QueryRefused(sql)
+
+
+@contextmanager
+def _no_queries() -> Iterator[None]:
+    """Refuse queries on every database connection of this thread (reading is not writing)."""
+    with ExitStack() as stack:
+        for connection in connections.all():
+            stack.enter_context(connection.execute_wrapper(_refuse))
+        yield
 
 
 def _instance_values(

@@ -84,13 +84,13 @@ class Flusher:
     def _run(self) -> None:
         next_sample = time.monotonic()
         next_maintain = time.monotonic() + self.maintain_interval
-        while True:
-            if self.system_interval and time.monotonic() >= next_sample:
-                self._sample()
-                next_sample = time.monotonic() + self.system_interval
-            if self._stop.wait(self.interval):
-                return
+        while not self._stop.wait(self.interval):
+            # One tick: sample, flush, maintain, then let go of the database connection,
+            # so that between ticks the thread holds no connection at all.
             try:
+                if self.system_interval and time.monotonic() >= next_sample:
+                    next_sample = time.monotonic() + self.system_interval
+                    self._sample()
                 flush(self.recorder)
                 if time.monotonic() >= next_maintain:
                     next_maintain = time.monotonic() + self.maintain_interval

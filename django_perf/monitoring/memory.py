@@ -1,14 +1,13 @@
 """Memory tools: tracemalloc snapshots and diffs, ``@monitor_memory``, sampled request profiling,
 and memory-profiler's line-by-line report. All of it is off until you call it.
 
-Overhead (measured on the development machine, see docs/monitoring.rst):
-tracemalloc makes every allocation slower while it traces (Python code runs
-roughly 2-4x slower with one frame, more with deeper tracebacks), so
-``monitor_memory`` and request profiling trace only while a monitored call
-runs, and stop tracing afterwards unless something else had started it.
-memory-profiler's line report runs the function under a tracer that reads the
-process's memory at every line: expect 10-100x slower, for one-off
-investigations only.
+Overhead (measured on the development machine, see docs/monitoring.rst): an
+allocation-heavy function ran about 5-6x slower while tracemalloc traced it
+(one frame; deeper tracebacks cost more), so ``monitor_memory`` and request
+profiling trace only while a monitored call runs, and stop tracing afterwards
+unless something else had started it; nothing is paid when they are unused.
+memory-profiler's line report reads the process's memory at every line: the
+same function ran about 200x slower. It is for one-off investigations.
 
 >>> from django_perf.monitoring.memory import monitor_memory, take_snapshot, diff
 >>> @monitor_memory(limit=5)
@@ -181,7 +180,11 @@ def monitor_memory(
 
 def _request_label(request: Any) -> str:
     match = getattr(request, "resolver_match", None)
-    route = ("/" + match.route if match.route else match.view_name) if match else "<unmatched>"
+    route = (
+        ("/" + match.route if match.route is not None else match.view_name)
+        if match
+        else "<unmatched>"
+    )
     return f"request {request.method} {route}"
 
 

@@ -24,7 +24,7 @@ from django.http import HttpRequest, HttpResponseBase
 from .. import tally as tally_module
 from ..conf import perf_settings
 from . import queries
-from .queries import QueryLog
+from .queries import QueryLog, RequestTally
 from .recorder import METHODS, STATUS_CLASSES, UNMATCHED_ROUTE, get_recorder
 from .series import Key
 from .streaming import CountingAsyncIterator, CountingIterator
@@ -35,10 +35,11 @@ logger = logging.getLogger("django_perf.monitoring")
 
 Tally = tally_module.Tally
 # The tally seam's context variable, set and reset around each request exactly as
-# ``tallying()`` does, without the cost of a generator-based context manager.
+# ``tallying()`` does, without the cost of a generator-based context manager. The
+# request's query log rides on the same object (one context variable set per request).
 _tally_var = tally_module._current
-_new_tally = Tally.__new__  # a Tally without running its Python __init__ (set default_factory)
-_log_var = queries._log
+_new_tally = Tally.__new__  # a tally without running its Python __init__ (set default_factory)
+NEVER = 1 << 62  # "no slow threshold", as a number the hot path can compare with
 
 
 class PerformanceMiddleware:
@@ -58,9 +59,10 @@ class PerformanceMiddleware:
         self.rate = float(perf_settings.MONITORING_SAMPLE_RATE)
         self.weight = 1.0 / self.rate
         slow = perf_settings.MONITORING_SLOW_REQUEST_MS
-        self.slow_ns = None if slow is None else int(slow * 1_000_000)
+        self.slow_ns = NEVER if slow is None else int(slow * 1_000_000)
         self.n_plus_one = perf_settings.MONITORING_N_PLUS_ONE_THRESHOLD
         self.memory_rate = float(perf_settings.MONITORING_MEMORY_PROFILE_RATE)
+        self.every_request = self.rate >= 1.0 and not self.memory_rate
         self.recorder = get_recorder()
         queries.install()
         self.recorder.start_flusher()
@@ -70,15 +72,32 @@ class PerformanceMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        if request.path_info.startswith(self.exclude) or (
-            self.rate < 1.0 and random.random() >= self.rate
-        ):
+        if request.path_info.startswith(self.exclude):
             return self.get_response(request)
-        if self.memory_rate and random.random() < self.memory_rate:
-            from .memory import profile_request
+        if not self.every_request:
+            if self.rate < 1.0 and random.random() >= self.rate:
+                return self.get_response(request)
+            if self.memory_rate and random.random() < self.memory_rate:
+                from .memory import profile_request
 
-            return profile_request(request, self._record_sync)
-        return self._record_sync(request)
+                return profile_request(request, self._record_sync)
+        # _record_sync(), inlined: this is the path every request takes.
+        tally = _new_tally(RequestTally)
+        tally.default_factory = float
+        log = tally.queries = QueryLog()
+        token = _tally_var.set(tally)
+        start = perf_counter_ns()
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            self._finish(request, 500, start, log, tally, 0)
+            raise
+        finally:
+            _tally_var.reset(token)
+        if response.streaming:
+            return self._wrap_stream(request, response, start, log, tally)
+        self._finish(request, response.status_code, start, log, tally, len(response.content))
+        return response
 
     async def __acall__(self, request: HttpRequest) -> Any:
         if request.path_info.startswith(self.exclude) or (
@@ -92,11 +111,10 @@ class PerformanceMiddleware:
         return await self._record_async(request)
 
     def _record_sync(self, request: HttpRequest) -> Any:
-        log = QueryLog()
-        tally = _new_tally(Tally)
+        tally = _new_tally(RequestTally)
         tally.default_factory = float
-        log_token = _log_var.set(log)
-        tally_token = _tally_var.set(tally)
+        log = tally.queries = QueryLog()
+        token = _tally_var.set(tally)
         start = perf_counter_ns()
         try:
             response = self.get_response(request)
@@ -104,19 +122,17 @@ class PerformanceMiddleware:
             self._finish(request, 500, start, log, tally, 0)
             raise
         finally:
-            _tally_var.reset(tally_token)
-            _log_var.reset(log_token)
+            _tally_var.reset(token)
         if response.streaming:
             return self._wrap_stream(request, response, start, log, tally)
         self._finish(request, response.status_code, start, log, tally, len(response.content))
         return response
 
     async def _record_async(self, request: HttpRequest) -> Any:
-        log = QueryLog()
-        tally = _new_tally(Tally)
+        tally = _new_tally(RequestTally)
         tally.default_factory = float
-        log_token = _log_var.set(log)
-        tally_token = _tally_var.set(tally)
+        log = tally.queries = QueryLog()
+        token = _tally_var.set(tally)
         start = perf_counter_ns()
         try:
             response = await self.get_response(request)
@@ -124,8 +140,7 @@ class PerformanceMiddleware:
             self._finish(request, 500, start, log, tally, 0)
             raise
         finally:
-            _tally_var.reset(tally_token)
-            _log_var.reset(log_token)
+            _tally_var.reset(token)
         if response.streaming:
             return self._wrap_stream(request, response, start, log, tally)
         self._finish(request, response.status_code, start, log, tally, len(response.content))
@@ -143,16 +158,15 @@ class PerformanceMiddleware:
     ) -> HttpResponseBase:
         """Count the body as it passes; record the request when the stream ends."""
         status = response.status_code
-        bindings = ((_log_var, log), (_tally_var, tally))
 
         def finish(sent: int) -> None:
             self._finish(request, status, start, log, tally, sent)
 
         content = response.streaming_content
         if response.is_async:
-            response.streaming_content = CountingAsyncIterator(content, finish, bindings)
+            response.streaming_content = CountingAsyncIterator(content, finish, _tally_var, tally)
         else:
-            response.streaming_content = CountingIterator(iter(content), finish, bindings)
+            response.streaming_content = CountingIterator(iter(content), finish, _tally_var, tally)
         return response
 
     def _finish(
@@ -170,9 +184,7 @@ class PerformanceMiddleware:
         if match is None:
             route = UNMATCHED_ROUTE
         else:
-            route = "/" + match.route if match.route else match.view_name
-            if route not in recorder.routes:
-                route = recorder.label(route)
+            route = recorder.labels.get(match.route) or recorder.label_for(match)
         now = int(time())
         received = request.META.get("CONTENT_LENGTH")
         extra: list[tuple[str, float]] | None = None
@@ -190,7 +202,7 @@ class PerformanceMiddleware:
             for name, value in tally.items():
                 if name.startswith("cache.") and name.count(".") == 2:
                     extra.append((name, value))
-        slow = self.slow_ns is not None and elapsed_ns > self.slow_ns
+        slow = elapsed_ns > self.slow_ns
         key = (
             now - now % 60,
             route,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..conf import perf_settings
 from ..lifespan import on_shutdown
@@ -41,6 +41,7 @@ class Recorder:
         self.max_routes = perf_settings.MONITORING_MAX_ROUTES
         self.buffer = Buffer(perf_settings.MONITORING_MAX_SERIES)
         self.routes: set[str] = {UNMATCHED_ROUTE, OTHER_ROUTE}
+        self.labels: dict[str, str] = {}  # ResolverMatch.route -> label, for the hot path
         self.flusher: Flusher | None = None
         self.flush_lock = threading.Lock()
         self.samples: list[Sample] = []  # the latest system sample, until flushed
@@ -66,6 +67,14 @@ class Recorder:
             return OTHER_ROUTE
         self.routes.add(route)
         return route
+
+    def label_for(self, match: Any) -> str:
+        """The label of a resolved request: its URL pattern, else its view name (bounded)."""
+        route = match.route
+        label = self.label("/" + route if route is not None else (match.view_name or "<view>"))
+        if route is not None and len(self.labels) < 4 * self.max_routes:
+            self.labels[route] = label
+        return label
 
     def start_flusher(self) -> None:
         """Start the background flusher once per process (no-op if the interval is 0)."""

@@ -20,12 +20,13 @@ Finish = Callable[[int], None]
 
 
 class _Counting:
-    __slots__ = ("_bindings", "_finish", "_inner", "sent")
+    __slots__ = ("_finish", "_inner", "_value", "_var", "sent")
 
-    def __init__(self, inner: Any, finish: Finish, bindings: tuple[tuple[ContextVar, Any], ...]):
+    def __init__(self, inner: Any, finish: Finish, var: ContextVar, value: Any) -> None:
         self._inner = inner
         self._finish: Finish | None = finish
-        self._bindings = bindings
+        self._var = var  # made current again while each chunk is produced
+        self._value = value
         self.sent = 0
 
     def _done(self) -> None:
@@ -46,18 +47,14 @@ class CountingIterator(_Counting):
         return self
 
     def __next__(self) -> bytes:
-        tokens = [(var, var.set(value)) for var, value in self._bindings]
+        token = self._var.set(self._value)
         try:
             chunk = next(self._inner)
-        except StopIteration:
-            self._done()
-            raise
-        except BaseException:
+        except BaseException:  # StopIteration included: the stream ended either way
             self._done()
             raise
         finally:
-            for var, token in reversed(tokens):
-                var.reset(token)
+            self._var.reset(token)
         self.sent += len(chunk)
         return chunk
 
@@ -79,18 +76,14 @@ class CountingAsyncIterator(_Counting):
         return self
 
     async def __anext__(self) -> bytes:
-        tokens = [(var, var.set(value)) for var, value in self._bindings]
+        token = self._var.set(self._value)
         try:
             chunk = await self._inner.__anext__()
-        except StopAsyncIteration:
-            self._done()
-            raise
-        except BaseException:
+        except BaseException:  # StopAsyncIteration included: the stream ended either way
             self._done()
             raise
         finally:
-            for var, token in reversed(tokens):
-                var.reset(token)
+            self._var.reset(token)
         self.sent += len(chunk)
         return chunk
 

@@ -3,9 +3,8 @@
 CPU percentages use ``cpu_percent(interval=None)``: the share of CPU since the
 previous call, returned at once (the sampler primes it when it is made), so
 sampling never sleeps. Each sample also carries what other capabilities
-expose, when they are installed: database pool stats
-(``django_perf.db.pool_stats()``), cache totals (``caches[alias].stats()``)
-and django-redis connection pools.
+expose, when they are installed: database, async and Redis pool stats
+(``django_perf.db.pool_stats()``) and cache totals (``caches[alias].stats()``).
 """
 
 from __future__ import annotations
@@ -95,18 +94,33 @@ class SystemSampler:
 
 
 def extras() -> dict[str, Any]:
-    """Pool and cache statistics other capabilities expose, where they are installed."""
+    """Pool and cache statistics other capabilities expose, where they are installed.
+
+    ``db_pools``: database aliases and async pools (``"<alias>"`` or ``"async:<alias>"``),
+    ``redis_pools``: Redis-backed caches, each a ``PoolStats.as_dict()`` from
+    ``django_perf.db.pool_stats()``; ``caches``: ``stats()`` of each cache that has it.
+    """
     found: dict[str, Any] = {}
     try:
         from django_perf.db import pool_stats  # type: ignore[attr-defined]
     except ImportError:
         pool_stats = None
+    caches, redis_pools = cache_stats()
     if pool_stats is not None:
         try:
-            found["db_pools"] = _jsonable(pool_stats())
+            db_pools: dict[str, Any] = {}
+            redis_pools = {}
+            for stats in pool_stats():
+                data = stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
+                data = _jsonable(data)
+                kind, alias = data.get("kind"), data.get("alias")
+                if kind == "cache":
+                    redis_pools[alias] = data
+                else:
+                    db_pools[alias if kind == "database" else f"{kind}:{alias}"] = data
+            found["db_pools"] = db_pools
         except Exception as error:  # a pool being down must not stop the sample
-            found["db_pools"] = {"error": str(error)}
-    caches, redis_pools = cache_stats()
+            found["db_pools"] = {"error": {"error": str(error)}}
     if caches:
         found["caches"] = caches
     if redis_pools:
@@ -115,7 +129,9 @@ def extras() -> dict[str, Any]:
 
 
 def cache_stats() -> tuple[dict[str, Any], dict[str, Any]]:
-    """``stats()`` of each cache that has it, and the django-redis pools behind caches."""
+    """``stats()`` of each cache that has it, and the django-redis pools behind caches
+
+    (the pools are read here only where ``django_perf.db.pool_stats()`` is missing)."""
     from django.conf import settings
     from django.core.cache import caches
 

@@ -7,6 +7,7 @@ produce show up in ``manage.py perf_stats`` and at ``/perf/metrics``.
 import asyncio
 import time
 
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -55,6 +56,15 @@ def stream_articles(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(rows(), content_type="text/plain")
 
 
+def cached(request: HttpRequest) -> HttpResponse:
+    """Reads through the tiered cache; its hits and misses per tier show up per route."""
+    value = cache.get("monitoring-demo")
+    if value is None:
+        value = Article.objects.count()
+        cache.set("monitoring-demo", value, 30)
+    return JsonResponse({"articles": value, "again": cache.get("monitoring-demo")})
+
+
 def fail(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("a demo server error")
 
@@ -76,6 +86,7 @@ urlpatterns = [
     path("stream/<int:chunks>/", stream, name="monitoring-stream"),
     path("astream/<int:chunks>/", stream_async, name="monitoring-astream"),
     path("articles.txt", stream_articles, name="monitoring-articles"),
+    path("cached/", cached, name="monitoring-cached"),
     path("fail/", fail, name="monitoring-fail"),
     path("slow/<int:ms>/", slow, name="monitoring-slow"),
     path("upload/", upload, name="monitoring-upload"),

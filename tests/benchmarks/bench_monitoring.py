@@ -29,8 +29,8 @@ from django.test.utils import override_settings
 
 from tests.benchmarks.harness import Case, Comparison, Goal
 
-WSGI_REQUESTS = 2000
-ASGI_REQUESTS = 1000
+WSGI_REQUESTS = 3000
+ASGI_REQUESTS = 600
 PERF = ["django_perf.monitoring.PerformanceMiddleware"]
 PROMETHEUS = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
@@ -67,15 +67,25 @@ def _start_response(status: str, headers: list) -> None:
     pass
 
 
+def wsgi_one(handler: Callable) -> Callable[[], None]:
+    def one() -> None:
+        handler(_environ(), _start_response).close()
+
+    return one
+
+
 def wsgi_loop(handler: Callable, n: int) -> Callable[[], None]:
+    one = wsgi_one(handler)
+
     def run() -> None:
         for _ in range(n):
-            handler(_environ(), _start_response).close()
+            one()
 
     return run
 
 
-def asgi_loop(handler: Callable, n: int) -> Callable[[], None]:
+def _asgi_request(handler: Callable) -> Callable[[], object]:
+    """A coroutine function serving one GET of the async view through ``handler``."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -106,14 +116,30 @@ def asgi_loop(handler: Callable, n: int) -> Callable[[], None]:
 
         await handler(dict(scope), receive, send)
 
+    return one
+
+
+_loop = asyncio.new_event_loop()
+
+
+def asgi_one(handler: Callable) -> Callable[[], None]:
+    request = _asgi_request(handler)
+
+    def one() -> None:
+        _loop.run_until_complete(request())
+
+    return one
+
+
+def asgi_loop(handler: Callable, n: int) -> Callable[[], None]:
+    request = _asgi_request(handler)
+
     async def many() -> None:
         for _ in range(n):
-            await one()
-
-    loop = asyncio.new_event_loop()
+            await request()
 
     def run() -> None:
-        loop.run_until_complete(many())
+        _loop.run_until_complete(many())
 
     return run
 
@@ -127,31 +153,41 @@ def per_request(run: Callable[[], None], n: int, clock: Callable[[], float]) -> 
     return sample
 
 
-def added(
-    bare: Callable[[], None], candidate: Callable[[], None], n: int, clock: Callable[[], float]
-) -> Callable[[], float]:
-    """Seconds per request that ``candidate`` adds to ``bare``, timed back to back."""
+def added(bare: Callable[[], None], candidate: Callable[[], None], n: int) -> Callable[[], float]:
+    """CPU seconds per request that ``candidate`` adds to ``bare``.
+
+    Requests alternate one by one (bare, candidate, bare, ...), each timed on the
+    process CPU clock, so drift and neighbours' load hit both alike.
+    """
+    clock = time.process_time_ns
 
     def sample() -> float:
-        t0 = clock()
-        bare()
-        t1 = clock()
-        candidate()
-        t2 = clock()
-        return max((t2 - t1) - (t1 - t0), 0.0) / n
+        bare_ns = candidate_ns = 0
+        for _ in range(n):
+            t0 = clock()
+            bare()
+            t1 = clock()
+            candidate()
+            t2 = clock()
+            bare_ns += t1 - t0
+            candidate_ns += t2 - t1
+        return (candidate_ns - bare_ns) / n / 1e9
 
     return sample
 
 
 def in_process(kind: str) -> list[Comparison]:
-    handler_class, loop, n = (
-        (WSGIHandler, wsgi_loop, WSGI_REQUESTS)
+    handler_class, loop, one, n = (
+        (WSGIHandler, wsgi_loop, wsgi_one, WSGI_REQUESTS)
         if kind == "WSGI"
-        else (ASGIHandler, asgi_loop, ASGI_REQUESTS)
+        else (ASGIHandler, asgi_loop, asgi_one, ASGI_REQUESTS)
     )
-    none = loop(_build(handler_class, []), n)
-    perf = loop(_build(handler_class, PERF), n)
-    prometheus = loop(_build(handler_class, PROMETHEUS), n)
+    handlers = {name: _build(handler_class, mw) for name, mw in
+                (("none", []), ("perf", PERF), ("prometheus", PROMETHEUS))}  # fmt: skip
+    none, perf, prometheus = (loop(handlers[name], n) for name in ("none", "perf", "prometheus"))
+    one_none, one_perf, one_prometheus = (
+        one(handlers[name]) for name in ("none", "perf", "prometheus")
+    )
     cpu, wall = time.process_time, time.perf_counter
     return [
         Comparison(
@@ -172,11 +208,11 @@ def in_process(kind: str) -> list[Comparison]:
         ),
         Comparison(
             f"{kind} in process, CPU added per request",
-            baseline=Case("django-prometheus, added", added(none, prometheus, n, cpu)),
+            baseline=Case("django-prometheus, added", added(one_none, one_prometheus, n)),
             candidates=[
                 Case(
                     "django-perf, added",
-                    added(none, perf, n, cpu),
+                    added(one_none, one_perf, n),
                     Goal("<=", 0.2),  # a fifth of django-prometheus's
                 )
             ],
@@ -237,11 +273,38 @@ def flush_cost() -> list[Comparison]:
     ]
 
 
-def _wrk(url: str, seconds: int = 3) -> float:
+def _wrk(url: str, seconds: int = 2) -> tuple[float, int]:
+    """(requests per second, requests completed) of one wrk run."""
     out = subprocess.run(
         ["wrk", "-t1", "-c4", f"-d{seconds}s", url], capture_output=True, text=True, check=True
     ).stdout
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return rate, int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def _server_cpu(pid: int) -> float:
+    """CPU seconds used so far by a server's worker processes (its children)."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _cpu_per_request(server, url: str) -> Callable[[], float]:
+    """Worker CPU per request under wrk: steadier than req/s when neighbours load the machine."""
+
+    def sample() -> float:
+        before = _server_cpu(server.process.pid)
+        _, requests = _wrk(url)
+        return (_server_cpu(server.process.pid) - before) / requests
+
+    return sample
 
 
 def servers_throughput() -> list[Comparison]:
@@ -256,24 +319,38 @@ def servers_throughput() -> list[Comparison]:
     stack = contextlib.ExitStack()
     comparisons = []
     for kind, path in (("gunicorn", "/monitoring/fast/"), ("uvicorn", "/monitoring/async/")):
-        urls = {}
+        urls, started = {}, {}
         for enabled in ("0", "1"):
             env = server_env(METRICS_ENABLED=enabled, DJANGO_DEBUG="0")
-            server = stack.enter_context(serve(kind, env, workers=2))
-            urls[enabled] = server.url + path
+            started[enabled] = stack.enter_context(serve(kind, env, workers=2))
+            urls[enabled] = started[enabled].url + path
         comparisons.append(
             Comparison(
                 f"{kind}, 2 workers, wrk -c4: requests/s",
-                baseline=Case("no middleware", lambda url=urls["0"]: _wrk(url)),
+                baseline=Case("no middleware", lambda url=urls["0"]: _wrk(url)[0]),
                 candidates=[
                     Case(
                         "django-perf PerformanceMiddleware",
-                        lambda url=urls["1"]: _wrk(url),
+                        lambda url=urls["1"]: _wrk(url)[0],
                         Goal(">=", 0.95),  # under 5% loss
                     )
                 ],
                 unit="req/s",
-                repeat=7,
+                repeat=11,
+            )
+        )
+        comparisons.append(
+            Comparison(
+                f"{kind}, 2 workers, wrk -c4: worker CPU per request",
+                baseline=Case("no middleware", _cpu_per_request(started["0"], urls["0"])),
+                candidates=[
+                    Case(
+                        "django-perf PerformanceMiddleware",
+                        _cpu_per_request(started["1"], urls["1"]),
+                        Goal("<=", 1.05),
+                    )
+                ],
+                repeat=11,
                 teardown=stack.close if kind == "uvicorn" else None,
             )
         )

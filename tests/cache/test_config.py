@@ -35,12 +35,14 @@ def test_a_redis_url_as_location_means_memory_then_redis():
     assert config.tier("redis")["CHANNEL"] == "django_perf:cache:redis://h:6379/2"
 
 
-def test_djangos_max_entries_and_cull_frequency_apply_to_l1():
-    config = parse_config("", {"OPTIONS": {"MAX_ENTRIES": 30, "CULL_FREQUENCY": 0}})
-    assert (config.tier("memory")["MAX_ENTRIES"], config.tier("memory")["CULL_FREQUENCY"]) == (
-        30,
-        0,
-    )
+def test_djangos_max_entries_and_cull_frequency_apply_to_l1_as_to_locmem():
+    def l1(options):
+        memory = parse_config("", {"OPTIONS": options}).tier("memory")
+        return memory["MAX_ENTRIES"], memory["CULL_FREQUENCY"]
+
+    assert l1({"MAX_ENTRIES": 30, "CULL_FREQUENCY": 0}) == (30, 0)
+    assert l1({"MAX_ENTRIES": 30}) == (30, 3)  # LocMemCache's default cull
+    assert l1({}) == (10_000, None)  # the tier's own default: plain LRU
 
 
 def test_any_order_and_subset_of_tiers():

@@ -108,7 +108,7 @@ def test_redis_stopped_mid_test_and_restarted_no_call_fails(
     assert stats["redis"]["breaker"] == "open"
     assert stats["redis"]["skipped"] > calls // 2  # most calls did not even try Redis
     assert 2 <= stats["redis"]["errors"] < 10
-    assert tally["cache.redis.error"] == stats["redis"]["errors"]
+    assert 1 <= tally["cache.redis.error"] <= stats["redis"]["errors"]
     assert not stats["memory"]["coherent"]  # the channel is down: L1 is not used
     assert len(redis_errors(caplog)) == 1  # one record per error type and LOG_INTERVAL
     assert "Connection refused" in redis_errors(caplog)[0].getMessage()

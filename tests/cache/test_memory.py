@@ -36,6 +36,15 @@ def test_least_recently_used_entries_go_first():
     assert l1.evictions == 1
 
 
+def test_by_default_exactly_one_entry_makes_room():
+    l1 = memory(max_entries=100)
+    for i in range(150):
+        l1.set(str(i), obj(i), None)
+    assert len(l1) == 100
+    assert l1.evictions == 50
+    assert [l1.contains(str(i)) for i in (49, 50, 149)] == [False, True, True]
+
+
 def test_cull_frequency_follows_locmem():
     l1 = memory(max_entries=30, cull_frequency=0)
     for i in range(31):

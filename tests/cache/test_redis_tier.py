@@ -11,6 +11,7 @@ import pytest
 import redis
 from django.core.exceptions import ImproperlyConfigured
 
+from django_perf.cache.tiers import NOT_INTEGER
 from django_perf.cache.tiers.redis import RedisTier
 from tests.cache.conftest import MEMORY, redis_tier
 from tests.support.servers import free_port, wait_for_port
@@ -115,23 +116,19 @@ def test_delete_by_pattern_scans_and_unlinks(redis_url):
     client.close()
 
 
-def test_set_and_publish_are_one_script_call(redis_url):
+def test_set_nx_touch_and_incr_on_raw_redis(redis_url):
     tier = RedisTier(redis_url, {})
     client = redis.Redis.from_url(redis_url)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe("chan")
-    assert tier.set("k", b"v", 10, publish=("chan", b"msg")) is True
+    assert tier.set("k", b"\x9dpayload", 10) is True
     assert 9000 < client.pttl("k") <= 10000
-    assert tier.set("k", b"other", 10, nx=True, publish=("chan", b"nx")) is False
-    assert tier.publish("chan", b"end") is None
-    messages: list[bytes] = []
-    deadline = time.monotonic() + 5
-    while b"end" not in messages and time.monotonic() < deadline:
-        message = pubsub.get_message(timeout=0.1)
-        if message:
-            messages.append(message["data"])
-    assert messages == [b"msg", b"end"]  # an add that lost published nothing
-    pubsub.close()
+    assert tier.set("k", b"other", 10, nx=True) is False
+    assert tier.touch("k", None, b"\0" * 8) is True
+    assert client.pttl("k") == -1
+    assert tier.touch("absent", 5, b"\0" * 8) is False
+    tier.set("n", 5, None)
+    assert tier.incr("n", 2) == 7
+    assert tier.incr("absent", 1) is None
+    assert tier.incr("k", 1) is NOT_INTEGER
     client.close()
 
 

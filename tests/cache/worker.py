@@ -68,13 +68,24 @@ def run(command: dict[str, Any]) -> Any:
         return cache.incr(key, command.get("delta", 1))
     if op == "stats":
         return cache.stats()
+    if op == "until":
+        # Poll until the value equals "value" (e.g. until an invalidation arrived).
+        deadline = time.time() + command.get("timeout", 10)
+        while time.time() < deadline:
+            if cache.get(key, "<missing>") == command["value"]:
+                return True
+        return False
     if op == "watch":
         # Poll until the value differs from "value"; report when, in wall-clock time.
+        # "pause": seconds to sleep between reads, as a worker busy with I/O would.
         deadline = time.time() + command.get("timeout", 10)
+        pause = command.get("pause", 0)
         while time.time() < deadline:
             found = cache.get(key, "<missing>")
             if found != command["value"]:
                 return {"value": found, "at": time.time()}
+            if pause:
+                time.sleep(pause)
         return {"value": command["value"], "at": None}
     raise ValueError(f"unknown op {op!r}")
 

@@ -38,6 +38,11 @@ def test_records_the_url_pattern_never_the_raw_path(recorder):
     assert not any("one" in route for route in series_by_route(recorder))
 
 
+def test_the_home_page_is_labelled_by_its_empty_pattern(recorder):
+    Client().get("/")
+    assert set(series_by_route(recorder)) == {"/"}
+
+
 def test_unmatched_urls_fold_into_one_label(recorder):
     client = Client()
     for i in range(20):
@@ -115,6 +120,19 @@ def test_cache_events_per_tier_come_from_the_request_tally(recorder, monitoring_
     assert series.extra["cache.redis.hit"] == 2
     assert series.extra["cache.database.error"] == 2
     assert "unrelated.event" not in series.extra
+
+
+def test_the_tiered_caches_hits_and_misses_are_recorded_per_tier(recorder):
+    from django.core.cache import cache
+
+    cache.delete("monitoring-demo")
+    Client().get("/monitoring/cached/")  # misses memory and database, then a memory hit
+    Client().get("/monitoring/cached/")  # memory hits
+    _, series = only(recorder, "/monitoring/cached/")
+    assert series.extra["cache.memory.miss"] >= 1
+    assert series.extra["cache.database.miss"] >= 1
+    assert series.extra["cache.memory.hit"] >= 2
+    assert set(series.extra) >= {"queries.default", "query_us.default"}
 
 
 def test_excluded_paths_are_not_recorded(perf):

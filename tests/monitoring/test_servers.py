@@ -143,6 +143,7 @@ def test_every_workers_requests_reach_perf_stats_exactly_once(kind, store_env):
             report = perf_stats(env)
         assert len(pids) >= 2
         process = report["hosts"][0]["processes"][0]
+        assert process["db_pools"]["default"]["kind"] == "database"  # django_perf.db.pool_stats()
         assert process["rss"] > 0
         assert process["threads"] >= 2  # the flusher runs beside the server
         assert report["hosts"][0]["system"]["memory_total"] > 0
@@ -170,3 +171,15 @@ def test_a_graceful_worker_restart_loses_nothing(kind, store_env):
                 pass
             assert time.monotonic() < deadline, server.log()
             time.sleep(0.2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_preloaded_app_forks_into_workers_that_each_flush_their_own(server_env):
+    """gunicorn --preload builds the middleware (and its flusher) in the master before forking:
+    each worker must start with an empty buffer and a flusher of its own."""
+    env = environment(server_env, "database", None, METRICS_FLUSH_INTERVAL="0.5")
+    with serve("gunicorn", env, workers=2, extra_args=["--preload"]) as server:
+        send_traffic(server.url)
+        wait_for_counts(env, EXPECTED)
+        time.sleep(1.5)
+        assert counts(perf_stats(env, "--limit", "100")) == EXPECTED

@@ -25,6 +25,12 @@ def test_a_sample_covers_host_and_process():
     assert process["threads"] >= 1
     assert process["open_files"] >= 3
     assert len(process["gc_collections"]) == 3
+    # The tiered cache's stats() and the pools of django_perf.db.pool_stats() ride along.
+    assert set(sample.data["caches"]["default"]) >= {"memory", "database"}
+    pool = sample.data["db_pools"]["default"]
+    assert pool["kind"] == "database"
+    assert pool["alias"] == "default"
+    assert {"size", "in_use", "idle"} <= set(pool)
 
 
 def test_cpu_percent_is_never_asked_to_wait(monkeypatch):

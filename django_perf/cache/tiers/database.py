@@ -133,12 +133,24 @@ class DatabaseTier:
         return self._sql
 
     @contextmanager
-    def _cursor(self) -> Iterator[Any]:
+    def _cursor(self, write: bool = False) -> Iterator[Any]:
         connection = connections[self.alias]
         if connection.in_atomic_block:
             # A savepoint: a failing statement must not doom the caller's transaction.
             with transaction.atomic(using=self.alias), connection.cursor() as cursor:
                 yield cursor
+        elif write and connection.vendor == "sqlite":
+            # Take SQLite's write lock up front, waiting on its busy timeout: a write that
+            # starts as a read can find its snapshot stale and fail at once with
+            # "database is locked" when another connection wrote meanwhile.
+            with connection.cursor() as cursor:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
         else:
             with connection.cursor() as cursor:
                 yield cursor
@@ -180,7 +192,7 @@ class DatabaseTier:
         self.set_many([(key, data, expires_at)])
 
     def set_many(self, items: Sequence[tuple[str, bytes | int, float | None]]) -> None:
-        with self._cursor() as cursor:
+        with self._cursor(write=True) as cursor:
             for start in range(0, len(items), CHUNK // 6):
                 chunk = items[start : start + CHUNK // 6]
                 params: list[Any] = []
@@ -191,7 +203,7 @@ class DatabaseTier:
 
     def add(self, key: str, data: bytes | int, expires_at: float | None) -> bool:
         """Insert unless a live row exists (an expired row is taken over); atomic."""
-        with self._cursor() as cursor:
+        with self._cursor(write=True) as cursor:
             cursor.execute(self.sql["add"], [*self._params(key, data, expires_at), time.time()])
             return cursor.rowcount > 0
 
@@ -199,7 +211,7 @@ class DatabaseTier:
         """Replace the value of a live row, keeping its expiry."""
         number = data if isinstance(data, int) else None
         value = b"" if number is not None else data
-        with self._cursor() as cursor:
+        with self._cursor(write=True) as cursor:
             cursor.execute(
                 self.sql["set_if_present"], [value, number, self.key_hash(key), time.time()]
             )
@@ -208,7 +220,7 @@ class DatabaseTier:
     def delete_many(self, keys: Sequence[str]) -> int:
         hashes = [self.key_hash(key) for key in keys]
         deleted = 0
-        with self._cursor() as cursor:
+        with self._cursor(write=True) as cursor:
             for start in range(0, len(hashes), CHUNK):
                 chunk = hashes[start : start + CHUNK]
                 marks = ", ".join(["%s"] * len(chunk))
@@ -217,7 +229,7 @@ class DatabaseTier:
         return deleted
 
     def touch(self, key: str, expires_at: float | None) -> bool:
-        with self._cursor() as cursor:
+        with self._cursor(write=True) as cursor:
             cursor.execute(self.sql["touch"], [expires_at, self.key_hash(key), time.time()])
             return cursor.rowcount > 0
 
@@ -225,17 +237,28 @@ class DatabaseTier:
         """The new value; None if there is no live row; NOT_INTEGER if SQL cannot add to it."""
         low, high = (INT64_MIN, INT64_MAX - delta) if delta >= 0 else (INT64_MIN - delta, INT64_MAX)
         key_hash = self.key_hash(key)
-        connection = connections[self.alias]
-        with transaction.atomic(using=self.alias), connection.cursor() as cursor:
-            # The bounds keep the sum inside 64 bits (SQLite would silently turn it into a REAL).
-            cursor.execute(self.sql["incr"], [delta, key_hash, low, high, time.time()])
-            if cursor.rowcount:
-                cursor.execute(self.sql["number"], [key_hash])
-                return cursor.fetchone()[0]
+        # The bounds keep the sum inside 64 bits (SQLite would silently turn it into a REAL).
+        params = [delta, key_hash, low, high, time.time()]
+        if connections[self.alias].features.can_return_columns_from_insert:
+            with self._cursor(write=True) as cursor:  # one statement: atomic by itself
+                cursor.execute(self.sql["incr"] + " RETURNING " + self._quote("number"), params)
+                row = cursor.fetchone()
+            if row is not None:
+                return row[0]
+        else:
+            connection = connections[self.alias]
+            with transaction.atomic(using=self.alias), connection.cursor() as cursor:
+                cursor.execute(self.sql["incr"], params)
+                if cursor.rowcount:
+                    cursor.execute(self.sql["number"], [key_hash])
+                    return cursor.fetchone()[0]
         return NOT_INTEGER if self.get(key) is not None else None
 
+    def _quote(self, name: str) -> str:
+        return connections[self.alias].ops.quote_name(name)
+
     def clear(self) -> None:
-        with self._cursor() as cursor:
+        with self._cursor(write=True) as cursor:
             cursor.execute(self.sql["clear"], [self.location])
 
     def delete_pattern(self, pattern: str, regex: re.Pattern[str]) -> int:
@@ -264,7 +287,7 @@ class DatabaseTier:
         self._next_cull = time.monotonic() + self.cull_interval
         sql = self.sql
         evicted = 0
-        with self._cursor() as cursor:
+        with self._cursor(write=True) as cursor:
             cursor.execute(sql["cull_expired"], [self.location, time.time(), self.cull_batch])
             expired = max(cursor.rowcount, 0)
             if self.max_entries is not None:

@@ -37,6 +37,7 @@ ENTRY_OVERHEAD = 120  # bytes of dict slot, list and floats per entry, roughly
 MARKS_LIMIT = 10_000  # recent per-key marks kept before falling back to a global floor
 
 HIT, MISS = "cache.memory.hit", "cache.memory.miss"
+_now = time.time
 
 
 class MemoryTier:
@@ -51,7 +52,7 @@ class MemoryTier:
         loads: Callable[[bytes], Any],
         max_entries: int = 10_000,
         max_bytes: int = 64 * 2**20,
-        cull_frequency: int = 3,
+        cull_frequency: int | None = None,
         max_timeout: float | None = None,
         coherent: bool = True,
     ) -> None:
@@ -86,7 +87,7 @@ class MemoryTier:
             entry = self._data.get(key)
             if entry is None:
                 self.misses += 1
-            elif entry[0] <= time.time():
+            elif entry[0] <= _now():
                 self._remove(key, entry)
                 self.expirations += 1
                 self.misses += 1
@@ -323,18 +324,30 @@ class MemoryTier:
 
     def _store(self, key: str, encoded: Encoded, expires_at: float | None) -> bool:
         data = self._data
-        size = encoded.size + len(key) + ENTRY_OVERHEAD
-        old = data.get(key)
+        raw = encoded.raw
+        if raw is not None:
+            size = len(raw)
+        else:
+            obj = encoded.obj
+            size = len(obj) if isinstance(obj, str | bytes) else 32
+        size += len(key) + ENTRY_OVERHEAD
+        old = data.pop(key, None)
         if old is not None:
-            self._remove(key, old)
+            self._bytes -= old[3]
         if size > self.max_bytes:
             return False
-        expires = self._cap(expires_at)
-        if expires <= time.time():
+        now = _now()
+        if self.max_timeout is not None and (
+            expires_at is None or expires_at > now + self.max_timeout
+        ):
+            expires_at = now + self.max_timeout
+        elif expires_at is None:
+            expires_at = FOREVER
+        if expires_at <= now:
             return False
         if len(data) >= self.max_entries:
             self._cull()
-        data[key] = [expires, encoded.obj, encoded.raw, size]
+        data[key] = [expires_at, encoded.obj, raw, size]
         self._bytes += size
         while self._bytes > self.max_bytes:
             _, entry = data.popitem(last=False)
@@ -344,6 +357,11 @@ class MemoryTier:
 
     def _cull(self) -> None:
         data = self._data
+        if self.cull_frequency is None:  # plain LRU: make room for one
+            _, entry = data.popitem(last=False)
+            self._bytes -= entry[3]
+            self.evictions += 1
+            return
         if self.cull_frequency == 0:
             self.evictions += len(data)
             data.clear()

@@ -7,9 +7,10 @@ timeouts, username and password. This tier only issues commands on the raw
 ``redis.Redis`` objects django-redis hands out, because it stores already
 signed payloads and must not let django-redis pickle them again.
 
-Writes that other processes must hear about run as one Lua script that writes
-and publishes the invalidation message, so a ``set`` still costs a single
-round trip.
+Writes are the plain commands django-redis would send (``SET``, ``UNLINK``);
+only ``touch`` (which rewrites the payload's expiry) and ``incr`` (only if
+the key exists) are short Lua scripts. Invalidation messages are published
+separately, in batches, by the coherence channel.
 """
 
 from __future__ import annotations
@@ -33,31 +34,8 @@ UNSUPPORTED_CLIENTS = {
 }
 DELETE_CHUNK = 1000
 
-# KEYS[1] key; ARGV: value, px (0 = no expiry), nx ("1"/"0"), channel ("" = none), message
-SET_SCRIPT = """
-local px = tonumber(ARGV[2])
-local r
-if ARGV[3] == '1' then
-  if px > 0 then r = redis.call('SET', KEYS[1], ARGV[1], 'PX', px, 'NX')
-  else r = redis.call('SET', KEYS[1], ARGV[1], 'NX') end
-else
-  if px > 0 then r = redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
-  else r = redis.call('SET', KEYS[1], ARGV[1]) end
-end
-if not r then return 0 end
-if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
-return 1
-"""
-
-# KEYS: keys; ARGV: channel, message
-DELETE_SCRIPT = """
-local n = redis.call('UNLINK', unpack(KEYS))
-if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
-return n
-"""
-
-# KEYS[1] key; ARGV: px (0 = never expire), 8 expiry bytes for the payload header,
-# channel, message. Signed payloads get their header's expiry rewritten in place.
+# KEYS[1] key; ARGV: px (0 = never expire), 8 expiry bytes for the payload header.
+# Signed payloads get their header's expiry rewritten in place; integers just get a TTL.
 TOUCH_SCRIPT = f"""
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
@@ -70,30 +48,21 @@ else
   if px > 0 then redis.call('PEXPIRE', KEYS[1], px)
   else redis.call('PERSIST', KEYS[1]) end
 end
-if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return 1
 """
 
-# KEYS[1] key; ARGV: delta, channel, message. Errors (not an integer) abort the script.
+# KEYS[1] key; ARGV[1] delta. An existing key only; errors (not an integer) abort the script.
 INCR_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local n = redis.call('INCRBY', KEYS[1], ARGV[1])
-if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
-return n
+return redis.call('INCRBY', KEYS[1], ARGV[1])
 """
 
-Publish = tuple[str, bytes] | None  # (channel, message) to publish with a write
 
-
-def _px(ttl: float | None) -> int:
-    """Milliseconds for PX (0: keep forever); ``ttl`` is seconds, positive."""
+def _px(ttl: float | None) -> int | None:
+    """Milliseconds for PX (None: keep forever); ``ttl`` is seconds, positive."""
     if ttl is None:
-        return 0
+        return None
     return max(1, int(ttl * 1000))
-
-
-def _publish_args(publish: Publish) -> list[Any]:
-    return [publish[0], publish[1]] if publish else ["", b""]
 
 
 class RedisTier:
@@ -166,71 +135,47 @@ class RedisTier:
             return None
         return max(left, 0) / 1000
 
-    # Writes ---------------------------------------------------------------------------
+    # Writes ----------------------------------------------------------------------------
 
-    def set(
-        self,
-        key: str,
-        data: bytes | int,
-        ttl: float | None,
-        *,
-        nx: bool = False,
-        publish: Publish = None,
-    ) -> bool:
-        if publish is None:
-            return bool(self.writer().set(key, data, px=_px(ttl) or None, nx=nx))
-        args = [data, _px(ttl), "1" if nx else "0", *_publish_args(publish)]
-        return bool(self._run(SET_SCRIPT, [key], args))
+    def set(self, key: str, data: bytes | int, ttl: float | None, *, nx: bool = False) -> bool:
+        return bool(self.writer().set(key, data, px=_px(ttl), nx=nx))
 
     def set_many(
-        self,
-        items: Iterable[tuple[str, bytes | int, float | None]],
-        publish: Publish = None,
-        *,
-        nx: bool = False,
+        self, items: Iterable[tuple[str, bytes | int, float | None]], *, nx: bool = False
     ) -> list[bool]:
         pipe = self.writer().pipeline(transaction=False)
         for key, data, ttl in items:
-            pipe.set(key, data, px=_px(ttl) or None, nx=nx)
-        if publish:
-            pipe.publish(*publish)
-        results = pipe.execute()
-        return [bool(r) for r in (results[:-1] if publish else results)]
+            pipe.set(key, data, px=_px(ttl), nx=nx)
+        return [bool(result) for result in pipe.execute()]
 
     def promote_many(self, items: Iterable[tuple[str, bytes | int, float | None]]) -> list[bool]:
         """SET NX each item (values found in a lower tier), in one round trip."""
         return self.set_many(items, nx=True)
 
-    def delete_many(self, keys: Sequence[str], publish: Publish = None) -> int:
-        deleted = 0
-        for start in range(0, len(keys), DELETE_CHUNK):
-            chunk = list(keys[start : start + DELETE_CHUNK])
-            last = start + DELETE_CHUNK >= len(keys)
-            deleted += self._run(DELETE_SCRIPT, chunk, _publish_args(publish if last else None))
-        return deleted
+    def delete_many(self, keys: Sequence[str]) -> int:
+        client = self.writer()
+        return sum(
+            client.unlink(*keys[start : start + DELETE_CHUNK])
+            for start in range(0, len(keys), DELETE_CHUNK)
+        )
 
-    def touch(self, key: str, ttl: float | None, header_expiry: bytes, publish: Publish) -> bool:
-        args = [_px(ttl), header_expiry, *_publish_args(publish)]
-        return bool(self._run(TOUCH_SCRIPT, [key], args))
+    def touch(self, key: str, ttl: float | None, header_expiry: bytes) -> bool:
+        return bool(self._run(TOUCH_SCRIPT, [key], [_px(ttl) or 0, header_expiry]))
 
-    def incr(self, key: str, delta: int, publish: Publish) -> Any:
+    def incr(self, key: str, delta: int) -> Any:
         """The new value; None if ``key`` is absent; NOT_INTEGER if Redis cannot add to it."""
         try:
-            return self._run(INCR_SCRIPT, [key], [delta, *_publish_args(publish)])
+            return self._run(INCR_SCRIPT, [key], [delta])
         except self._response_error as error:
             text = str(error)
             if "not an integer" in text or "overflow" in text:
                 return NOT_INTEGER
             raise
 
-    def clear(self, publish: Publish) -> None:
-        pipe = self.writer().pipeline(transaction=False)
-        pipe.flushdb()
-        if publish:
-            pipe.publish(*publish)
-        pipe.execute()
+    def clear(self) -> None:
+        self.writer().flushdb()
 
-    def delete_pattern(self, pattern: str, publish: Publish = None) -> int:
+    def delete_pattern(self, pattern: str) -> int:
         """UNLINK every key matching the glob ``pattern`` (SCAN with a large COUNT)."""
         client = self.writer()
         deleted = 0
@@ -242,13 +187,7 @@ class RedisTier:
                 batch.clear()
         if batch:
             deleted += client.unlink(*batch)
-        if publish:
-            client.publish(*publish)
         return deleted
 
-    def publish(self, channel: str, message: bytes) -> None:
-        self.writer().publish(channel, message)
-
-    def close(self) -> None:
-        """Disconnect this tier's pools (django-redis shares pools per URL in the process)."""
-        self._client.do_close_clients()
+    def publish(self, channel: str, message: bytes) -> int:
+        return self.writer().publish(channel, message)

@@ -106,6 +106,13 @@ def _positive(value: str, option: str, *, integer: bool = False) -> float:
     return number
 
 
+def _pool(pool: Any) -> str:
+    if not isinstance(pool, dict):
+        return str(pool)
+    shown = ("size", "in_use", "idle", "waiting", "max_size", "errors", "error")
+    return " ".join(f"{k}={pool[k]}" for k in shown if pool.get(k) is not None) or "-"
+
+
 def render(data: dict[str, Any]) -> str:
     """The report as text tables."""
     lines = [
@@ -174,12 +181,7 @@ def render(data: dict[str, Any]) -> str:
             lines.append(line)
             for kind in ("db_pools", "redis_pools"):
                 for name, pool in (p.get(kind) or {}).items():
-                    detail = (
-                        " ".join(f"{k}={v}" for k, v in pool.items())
-                        if isinstance(pool, dict)
-                        else pool
-                    )
-                    lines.append(f"    {kind[:-6]} pool {name}: {detail}")
+                    lines.append(f"    {kind[:-6]} pool {name}: {_pool(pool)}")
     if not data["routes"] and not data["hosts"]:
         lines += ["", "No metrics in this window yet (workers flush every few seconds)."]
     return "\n".join(lines)
