@@ -13,7 +13,9 @@ class DjangoPerfConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (importing registers the system checks)
         from .conf import perf_settings, reload_on_change
+        from .db.pools import track_connections
 
         # A wrong DJANGO_PERF fails here, at startup, with the key's name.
         perf_settings.validate()
         setting_changed.connect(reload_on_change, dispatch_uid="django_perf.conf")
+        track_connections()

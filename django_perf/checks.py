@@ -6,6 +6,7 @@ check`` runs them, as does every management command that checks the project.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from importlib import import_module
 from typing import Any
@@ -131,6 +132,353 @@ def check_tiered_cache_options(app_configs: Any = None, **kwargs: Any) -> list[c
 
 # --- Database (E200-E299, W200-W299) -------------------------------------------
 
+POSTGRESQL_ENGINE = "django.db.backends.postgresql"
+PGBOUNCER_PORT = "6432"
+#: Options of psycopg_pool.ConnectionPool a user may give in OPTIONS["pool"] (Django sets
+#: kwargs, open, configure and check itself).
+POOL_OPTIONS = (
+    "min_size",
+    "max_size",
+    "timeout",
+    "max_waiting",
+    "max_lifetime",
+    "max_idle",
+    "reconnect_timeout",
+    "reconnect_failed",
+    "num_workers",
+    "name",
+    "reset",
+    "connection_class",
+)
+
+
+def behind_transaction_pooler(alias: str, config: dict[str, Any]) -> bool:
+    """Listed in TRANSACTION_POOLERS, or on PgBouncer's default port."""
+    return alias in perf_settings.TRANSACTION_POOLERS or str(config.get("PORT")) == PGBOUNCER_PORT
+
+
+def _database_error(alias: str, message: str, hint: str, id: str) -> checks.CheckMessage:
+    return checks.Error(message, hint=hint, obj=f"DATABASES[{alias!r}]", id=id)
+
+
+def _database_warning(alias: str, message: str, hint: str, id: str) -> checks.CheckMessage:
+    return checks.Warning(message, hint=hint, obj=f"DATABASES[{alias!r}]", id=id)
+
+
+@checks.register(checks.Tags.database)
+def check_database_pools(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E201-E203, W201: Django's native psycopg pool configured so that it can work."""
+    return pool_messages(settings.DATABASES, asgi=bool(getattr(settings, "ASGI_APPLICATION", "")))
+
+
+def pool_messages(databases: dict[str, Any], asgi: bool) -> list[checks.CheckMessage]:
+    """The messages of ``check_database_pools`` for a ``DATABASES`` dict."""
+    messages: list[checks.CheckMessage] = []
+    for alias, config in databases.items():
+        options = config.get("OPTIONS") or {}
+        pool = options.get("pool")
+        max_age = config.get("CONN_MAX_AGE", 0)
+        if not pool:
+            if asgi and max_age != 0 and config.get("ENGINE") == POSTGRESQL_ENGINE:
+                messages.append(
+                    _database_warning(
+                        alias,
+                        f"CONN_MAX_AGE is {max_age!r} while the project serves ASGI: each thread "
+                        "that runs ORM code keeps its own connection open, and async views run "
+                        "them on many threads, so idle connections pile up.",
+                        "Set CONN_MAX_AGE = 0 and use a pool: OPTIONS['pool'] = {'min_size': 2, "
+                        "'max_size': 10}.",
+                        "django_perf.W201",
+                    )
+                )
+            continue
+        if config.get("ENGINE") != POSTGRESQL_ENGINE or not module_available("psycopg_pool"):
+            messages.append(
+                _database_error(
+                    alias,
+                    "OPTIONS['pool'] needs the PostgreSQL backend with psycopg 3 and psycopg_pool.",
+                    'Use ENGINE "django.db.backends.postgresql" and pip install '
+                    '"django-perf[postgres]" (psycopg[binary,pool]).',
+                    "django_perf.E201",
+                )
+            )
+        if max_age != 0:
+            messages.append(
+                _database_error(
+                    alias,
+                    f"OPTIONS['pool'] is set together with CONN_MAX_AGE = {max_age!r}; Django "
+                    "refuses to open a pool for persistent connections.",
+                    "Set CONN_MAX_AGE = 0: the pool keeps connections open between requests.",
+                    "django_perf.E202",
+                )
+            )
+        messages += _pool_option_errors(alias, pool)
+    return messages
+
+
+def _pool_option_errors(alias: str, pool: Any) -> list[checks.CheckMessage]:
+    if pool is True:
+        return []
+    if not isinstance(pool, dict):
+        return [
+            _database_error(
+                alias,
+                f"OPTIONS['pool'] must be True or a dict of pool options, not {pool!r}.",
+                "For example OPTIONS['pool'] = {'min_size': 2, 'max_size': 10, 'timeout': 10}.",
+                "django_perf.E203",
+            )
+        ]
+    problems = []
+    for key in pool:
+        if key not in POOL_OPTIONS:
+            close = difflib.get_close_matches(str(key), POOL_OPTIONS, n=1)
+            problems.append(
+                f"{key!r} is not a pool option"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
+    sizes = {k: pool[k] for k in ("min_size", "max_size") if k in pool}
+    for key, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            problems.append(f"{key} must be a non-negative integer, not {value!r}")
+    min_size, max_size = pool.get("min_size", 4), pool.get("max_size")
+    if isinstance(min_size, int) and isinstance(max_size, int) and max_size < max(min_size, 1):
+        problems.append(f"max_size ({max_size}) is below min_size ({min_size}) or zero")
+    return [
+        _database_error(
+            alias,
+            f"OPTIONS['pool']: {problem}.",
+            "Pool options are those of psycopg_pool.ConnectionPool: " + ", ".join(POOL_OPTIONS),
+            "django_perf.E203",
+        )
+        for problem in problems
+    ]
+
+
+@checks.register(checks.Tags.database)
+def check_transaction_poolers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W202-W204: features that need a server session of their own, and a no-op option."""
+    return pooler_messages(settings.DATABASES)
+
+
+def pooler_messages(databases: dict[str, Any]) -> list[checks.CheckMessage]:
+    """The messages of ``check_transaction_poolers`` for a ``DATABASES`` dict."""
+    messages: list[checks.CheckMessage] = []
+    for alias, config in databases.items():
+        if config.get("ENGINE") != POSTGRESQL_ENGINE:
+            continue
+        options = config.get("OPTIONS") or {}
+        binding = options.get("server_side_binding") is True
+        threshold = options.get("prepare_threshold")
+        if threshold is not None and not binding:
+            messages.append(
+                _database_warning(
+                    alias,
+                    "OPTIONS['prepare_threshold'] has no effect without server_side_binding: "
+                    "Django's default client-side-binding cursor never prepares statements.",
+                    "Add OPTIONS['server_side_binding'] = True, or remove prepare_threshold.",
+                    "django_perf.W204",
+                )
+            )
+        if not behind_transaction_pooler(alias, config):
+            continue
+        if not config.get("DISABLE_SERVER_SIDE_CURSORS", False):
+            pooled = (
+                " (an application-side pool does not change that)" if options.get("pool") else ""
+            )
+            messages.append(
+                _database_warning(
+                    alias,
+                    "This database is reached through a transaction pooler, but server-side "
+                    "cursors are enabled: QuerySet.iterator() declares a cursor in one "
+                    "transaction and may fetch from it on another server connection"
+                    f"{pooled}.",
+                    "Set DISABLE_SERVER_SIDE_CURSORS = True for this alias.",
+                    "django_perf.W202",
+                )
+            )
+        if (binding and threshold is not None) or perf_settings.PREPARED_STATEMENTS:
+            messages.append(
+                _database_warning(
+                    alias,
+                    "This database is reached through a transaction pooler, but prepared "
+                    "statements are enabled (OPTIONS prepare_threshold with server_side_binding, "
+                    "or DJANGO_PERF['PREPARED_STATEMENTS'] for PreparedQuery): a statement "
+                    "prepared in one transaction may be missing in the next.",
+                    "Set DJANGO_PERF['PREPARED_STATEMENTS'] = False and drop prepare_threshold, "
+                    "or use PgBouncer 1.21+ with max_prepared_statements for protocol-level "
+                    "prepared statements (prepare_threshold only).",
+                    "django_perf.W203",
+                )
+            )
+    return messages
+
+
+@checks.register(checks.Tags.caches)
+def check_redis_pools(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E204, W205-W206: django-redis connection pool options."""
+    messages: list[checks.CheckMessage] = []
+    for alias, config in settings.CACHES.items():
+        if not config.get("BACKEND", "").startswith("django_redis."):
+            continue
+        options = config.get("OPTIONS") or {}
+        obj = f"CACHES[{alias!r}]"
+        kwargs_ = options.get("CONNECTION_POOL_KWARGS", {})
+        pool_class = options.get("CONNECTION_POOL_CLASS", "redis.connection.ConnectionPool")
+        if not isinstance(kwargs_, dict):
+            messages.append(
+                checks.Error(
+                    f"OPTIONS['CONNECTION_POOL_KWARGS'] must be a dict, not {kwargs_!r}.",
+                    hint="For example {'max_connections': 50}.",
+                    obj=obj,
+                    id="django_perf.E204",
+                )
+            )
+            continue
+        max_connections = kwargs_.get("max_connections")
+        if max_connections is not None and (
+            not isinstance(max_connections, int)
+            or isinstance(max_connections, bool)
+            or max_connections < 1
+        ):
+            messages.append(
+                checks.Error(
+                    f"CONNECTION_POOL_KWARGS['max_connections'] must be a positive integer, not "
+                    f"{max_connections!r}.",
+                    hint="Allow at least as many connections as threads that use the cache.",
+                    obj=obj,
+                    id="django_perf.E204",
+                )
+            )
+        elif max_connections is None:
+            messages.append(
+                checks.Warning(
+                    "The Redis connection pool has no max_connections: each process may open "
+                    "an unbounded number of connections under load.",
+                    hint="Set OPTIONS['CONNECTION_POOL_KWARGS'] = {'max_connections': N}, N at "
+                    "least the threads per process that use the cache.",
+                    obj=obj,
+                    id="django_perf.W205",
+                )
+            )
+        if "Blocking" in str(pool_class) and "timeout" in kwargs_ and kwargs_["timeout"] is None:
+            messages.append(
+                checks.Warning(
+                    "A BlockingConnectionPool with timeout None waits forever when every "
+                    "connection is in use: a Redis stall then hangs every request.",
+                    hint="Give CONNECTION_POOL_KWARGS['timeout'] a number of seconds.",
+                    obj=obj,
+                    id="django_perf.W206",
+                )
+            )
+    return messages
+
+
 # --- Streaming (E300-E399, W300-W399) ------------------------------------------
 
+
+@checks.register()
+def check_streaming_json_encoder(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """E301: the streaming JSON encoder is set to orjson, which is not installed."""
+    if perf_settings.STREAMING_JSON_ENCODER != "orjson" or module_available("orjson"):
+        return []
+    return [
+        checks.Error(
+            "DJANGO_PERF['STREAMING_JSON_ENCODER'] is 'orjson', but orjson is not installed.",
+            hint='Install the speedups extra (pip install "django-perf[speedups]"), or set it '
+            "to 'auto' to use orjson only where it is installed.",
+            obj="settings.DJANGO_PERF",
+            id="django_perf.E301",
+        )
+    ]
+
+
 # --- Monitoring and admin (E400-E499, W400-W499) -------------------------------
+
+MIDDLEWARE_PATH = "django_perf.monitoring.PerformanceMiddleware"
+MIN_TOKEN_LENGTH = 16
+
+
+@checks.register()
+def check_metrics_store(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E401: the Redis store's URL or client is wrong; E402: the store's database is unknown."""
+    url = perf_settings.MONITORING_REDIS_URL
+    if url:
+        if not url.startswith(REDIS_URL_SCHEMES):
+            return [
+                checks.Error(
+                    f"DJANGO_PERF['MONITORING_REDIS_URL'] is {url!r}, not a Redis URL.",
+                    hint="Use redis://host:port/db, rediss://... or unix:///path/to/socket.",
+                    obj="settings.DJANGO_PERF",
+                    id="django_perf.E401",
+                )
+            ]
+        if not module_available("redis"):
+            return [
+                checks.Error(
+                    "Metrics are stored in Redis (MONITORING_REDIS_URL), but the redis client "
+                    "is not installed.",
+                    hint='Install the Redis extra: pip install "django-perf[redis]".',
+                    obj="settings.DJANGO_PERF",
+                    id="django_perf.E401",
+                )
+            ]
+        return []
+    alias = perf_settings.MONITORING_DATABASE
+    if alias not in settings.DATABASES:
+        return [
+            checks.Error(
+                f"DJANGO_PERF['MONITORING_DATABASE'] is {alias!r}, which is not in DATABASES.",
+                hint=f"Use one of: {', '.join(settings.DATABASES)}.",
+                obj="settings.DJANGO_PERF",
+                id="django_perf.E402",
+            )
+        ]
+    return []
+
+
+@checks.register()
+def check_middleware_position(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W401: PerformanceMiddleware is not first, so it does not time the middleware above it."""
+    middleware = list(settings.MIDDLEWARE)
+    if MIDDLEWARE_PATH in middleware and middleware.index(MIDDLEWARE_PATH) != 0:
+        above = ", ".join(middleware[: middleware.index(MIDDLEWARE_PATH)])
+        return [
+            checks.Warning(
+                f"{MIDDLEWARE_PATH} is not first in MIDDLEWARE: time spent in {above} is not "
+                "measured, and responses those return early are not recorded.",
+                hint="Move it to the top of MIDDLEWARE.",
+                obj="settings.MIDDLEWARE",
+                id="django_perf.W401",
+            )
+        ]
+    return []
+
+
+@checks.register()
+def check_metrics_endpoint(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W402: the metrics token is short enough to guess; W403: prometheus-client is missing."""
+    messages: list[checks.CheckMessage] = []
+    token = perf_settings.MONITORING_METRICS_TOKEN
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        messages.append(
+            checks.Warning(
+                f"DJANGO_PERF['MONITORING_METRICS_TOKEN'] is {len(token)} characters long; "
+                f"anything under {MIN_TOKEN_LENGTH} can be guessed.",
+                hint="Generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+                obj="settings.DJANGO_PERF",
+                id="django_perf.W402",
+            )
+        )
+    if token is not None and not module_available("prometheus_client"):
+        messages.append(
+            checks.Warning(
+                "A metrics token is set, but prometheus-client, which the metrics endpoint "
+                "needs, is not installed: the endpoint answers 501.",
+                hint='Install the Prometheus extra: pip install "django-perf[prometheus]".',
+                obj="settings.DJANGO_PERF",
+                id="django_perf.W403",
+            )
+        )
+    return messages

@@ -101,8 +101,222 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # --- Cache ---------------------------------------------------------------
     # --- Database --------------------------------------------------------------
+    number(
+        "BULK_COPY_MIN_ROWS",
+        10_000,
+        "From this many rows, bulk_update and bulk_upsert stage the rows in a temporary "
+        "table filled by COPY; below it they pass one array per column to a single "
+        "statement (UPDATE ... FROM unnest(...)), which needs no DDL and wins on small sets.",
+        minimum=1,
+        exclusive=False,
+        integer=True,
+        section="Database",
+    ),
+    number(
+        "BULK_BATCH_SIZE",
+        100_000,
+        "Rows per set-based statement in bulk_update and bulk_upsert; larger calls are "
+        "split into chunks of this size, all in one transaction.",
+        minimum=1,
+        exclusive=False,
+        integer=True,
+        section="Database",
+    ),
+    boolean(
+        "PREPARED_STATEMENTS",
+        True,
+        "Let PreparedQuery prepare its statement on each PostgreSQL connection. Turn it "
+        "off behind a transaction pooler that does not track prepared statements "
+        "(PgBouncer before 1.21, or without max_prepared_statements): queries then run "
+        "unprepared.",
+        section="Database",
+    ),
+    strings(
+        "TRANSACTION_POOLERS",
+        (),
+        "Database aliases that reach PostgreSQL through a transaction pooler such as "
+        "PgBouncer in transaction mode. The system checks then warn about features that "
+        "need a session of their own (server-side cursors, prepared statements). Aliases "
+        "on port 6432, PgBouncer's default, are treated as such without being listed.",
+        section="Database",
+    ),
+    Setting(
+        "ASYNC_POOL",
+        {"min_size": 1, "max_size": 10, "timeout": 10.0},
+        "a dict of psycopg_pool.AsyncConnectionPool options",
+        lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+        "Options of the async psycopg pools that django_perf.db.async_connection() opens "
+        "per database alias (min_size, max_size, timeout, max_idle, max_lifetime, ...).",
+        section="Database",
+    ),
     # --- Streaming -------------------------------------------------------------
+    boolean(
+        "STREAMING_FAST_PATH",
+        True,
+        "Let PostgreSQL write the JSON, NDJSON or CSV text of a streamed queryset itself "
+        "(COPY ... TO STDOUT) when every selected field is a plain column of a supported "
+        "type; the output is byte for byte the Python path's. False always uses the Python "
+        "path; stream_queryset(..., fast_path=False) does so for one response.",
+        section="Streaming",
+    ),
+    choice(
+        "STREAMING_JSON_ENCODER",
+        "auto",
+        ("auto", "orjson", "json"),
+        "The JSON library of the Python path: 'orjson' (fast; install django-perf[speedups]), "
+        "'json' (the standard library) or 'auto' (orjson when installed). Both write the "
+        "same bytes for queryset rows.",
+        section="Streaming",
+    ),
     # --- Monitoring ------------------------------------------------------------
+    boolean(
+        "MONITORING_ENABLED",
+        True,
+        "Record request metrics in ``PerformanceMiddleware``. When False the middleware "
+        "removes itself at startup (``MiddlewareNotUsed``) and costs nothing.",
+        section="Monitoring",
+    ),
+    text(
+        "MONITORING_REDIS_URL",
+        None,
+        "Where metrics are shared between worker processes. None (the default) keeps "
+        "them in the project's database (``MONITORING_DATABASE``); a ``redis://`` URL "
+        "keeps them in Redis (atomic increments, expiry for retention).",
+        allow_none=True,
+        section="Monitoring",
+    ),
+    text(
+        "MONITORING_REDIS_PREFIX",
+        "django_perf:metrics",
+        "Prefix of every Redis key the metrics store writes.",
+        section="Monitoring",
+    ),
+    text(
+        "MONITORING_DATABASE",
+        "default",
+        "Database alias of the metrics tables when the store is the database.",
+        section="Monitoring",
+    ),
+    number(
+        "MONITORING_FLUSH_INTERVAL",
+        5.0,
+        "Seconds between flushes of each process's in-memory buffer to the shared store "
+        "(a background thread; a last flush runs at exit). 0 turns the background thread "
+        "off: metrics then reach the store only through ``django_perf.monitoring.flush()``.",
+        minimum=0,
+        exclusive=False,
+        unit="seconds",
+        section="Monitoring",
+    ),
+    Setting(
+        "MONITORING_SAMPLE_RATE",
+        1.0,
+        "a number in (0, 1]",
+        lambda v: _is_number(v) and 0 < v <= 1,
+        "Fraction of requests recorded. Counts are scaled back up (each recorded request "
+        "stands for 1/rate requests); percentiles and averages come from the sample.",
+        section="Monitoring",
+    ),
+    strings(
+        "MONITORING_EXCLUDE_PATHS",
+        ("/static/", "/media/", "/favicon.ico"),
+        "Path prefixes that are not recorded at all (static files, health checks).",
+        section="Monitoring",
+    ),
+    number(
+        "MONITORING_SLOW_REQUEST_MS",
+        500,
+        "Requests slower than this are logged (logger ``django_perf.monitoring``) with "
+        "their route and a breakdown: database, cache and the rest. None turns it off.",
+        allow_none=True,
+        unit="milliseconds",
+        section="Monitoring",
+    ),
+    number(
+        "MONITORING_N_PLUS_ONE_THRESHOLD",
+        5,
+        "A request that runs the same SQL this many times or more is flagged as an N+1 "
+        "(counted per route, and named in the slow-request log line).",
+        integer=True,
+        minimum=2,
+        exclusive=False,
+        section="Monitoring",
+    ),
+    number(
+        "MONITORING_MAX_ROUTES",
+        500,
+        "Most distinct route labels one process records; later ones fold into ``<other>``. "
+        "Routes come from the URLconf, so this only bites on very large sites.",
+        integer=True,
+        minimum=1,
+        exclusive=False,
+        section="Monitoring",
+    ),
+    number(
+        "MONITORING_MAX_SERIES",
+        5000,
+        "Most series (minute x route x method x status class) one process buffers between "
+        "flushes. When the store is unreachable for long, the oldest minutes are dropped "
+        "(and counted) rather than letting memory grow.",
+        integer=True,
+        minimum=10,
+        exclusive=False,
+        section="Monitoring",
+    ),
+    number(
+        "MONITORING_MINUTE_RETENTION",
+        86400,
+        "Seconds that per-minute data is kept; older minutes are rolled up into hours.",
+        integer=True,
+        minimum=3600,
+        exclusive=False,
+        unit="seconds",
+        section="Monitoring",
+    ),
+    number(
+        "MONITORING_HOUR_RETENTION",
+        30 * 86400,
+        "Seconds that hourly rollups are kept before they are deleted.",
+        integer=True,
+        minimum=86400,
+        exclusive=False,
+        unit="seconds",
+        section="Monitoring",
+    ),
+    number(
+        "MONITORING_SYSTEM_INTERVAL",
+        15.0,
+        "Seconds between psutil samples of host and process metrics, taken by the "
+        "background thread (never in a request). 0 turns system metrics off.",
+        minimum=0,
+        exclusive=False,
+        unit="seconds",
+        section="Monitoring",
+    ),
+    text(
+        "MONITORING_DISK_PATH",
+        "/",
+        "Filesystem whose usage the system metrics report.",
+        section="Monitoring",
+    ),
+    text(
+        "MONITORING_METRICS_TOKEN",
+        None,
+        "Bearer token that opens the Prometheus endpoint (``Authorization: Bearer <token>``). "
+        "Without it only logged-in staff with the ``django_perf.view_metrics`` permission "
+        "can read it.",
+        allow_none=True,
+        section="Monitoring",
+    ),
+    Setting(
+        "MONITORING_MEMORY_PROFILE_RATE",
+        0.0,
+        "a number in [0, 1]",
+        lambda v: _is_number(v) and 0 <= v <= 1,
+        "Fraction of requests profiled with tracemalloc (top allocation differences "
+        "logged). Off by default: a profiled request runs several times slower.",
+        section="Monitoring",
+    ),
 )
 
 

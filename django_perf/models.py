@@ -6,5 +6,6 @@ them and ``makemigrations django_perf`` sees them.
 """
 
 from .cache.models import CacheEntry
+from .monitoring.models import MetricSeries, MetricsLease, SystemSample
 
-__all__ = ["CacheEntry"]
+__all__ = ["CacheEntry", "MetricSeries", "MetricsLease", "SystemSample"]

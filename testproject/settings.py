@@ -25,10 +25,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_perf",
     "testproject.blog",
+    "testproject.bulkdemo",
     "testproject.polls",
 ]
 
 MIDDLEWARE = [
+    "django_perf.monitoring.PerformanceMiddleware",  # first, so it times everything below it
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -36,6 +38,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_perf.db.LoaderScopeMiddleware",
 ]
 
 ROOT_URLCONF = "testproject.urls"
@@ -63,6 +66,14 @@ DATABASES = {
     )
 }
 
+# On PostgreSQL the project uses Django's native psycopg pool (DATABASE_POOL=0 turns it off);
+# django_perf's system checks validate the options and pool_stats() reports on it.
+_postgres = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if _postgres and os.environ.get("DATABASE_POOL", "1") == "1":
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "pool", {"min_size": 1, "max_size": 4, "timeout": 10}
+    )
+
 REDIS_URL = os.environ.get("REDIS_URL") or None
 
 # django-perf's tiered cache: process memory in front of a database table
@@ -78,7 +89,15 @@ CACHES = {
     },
 }
 
-DJANGO_PERF: dict = {}
+DJANGO_PERF: dict = {
+    # Monitoring: metrics go to the database, or to Redis when METRICS_REDIS_URL is set.
+    "MONITORING_ENABLED": os.environ.get("METRICS_ENABLED", "1") == "1",
+    "MONITORING_REDIS_URL": os.environ.get("METRICS_REDIS_URL") or None,
+    "MONITORING_FLUSH_INTERVAL": float(os.environ.get("METRICS_FLUSH_INTERVAL", "5")),
+    "MONITORING_SYSTEM_INTERVAL": float(os.environ.get("METRICS_SYSTEM_INTERVAL", "15")),
+    "MONITORING_EXCLUDE_PATHS": ["/static/", "/favicon.ico", "/health/"],
+    "MONITORING_METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
+}
 
 AUTH_PASSWORD_VALIDATORS: list = []
 LANGUAGE_CODE = "en-us"
@@ -93,5 +112,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_perf": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "django_perf": {
+            "handlers": ["console"],
+            "level": os.environ.get("DJANGO_PERF_LOG_LEVEL", "INFO"),
+        }
+    },
 }
+
+# Streaming exports (testproject/blog/views_exports.py): let tests make a query slow or
+# fail mid-stream. Never on outside tests.
+EXPORT_TEST_HOOKS = os.environ.get("DJANGO_PERF_EXPORT_TEST_HOOKS") == "1"

@@ -6,5 +6,8 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("perf/", include("django_perf.urls")),
+    path("monitoring/", include("testproject.blog.views_monitoring")),
+    path("db/", include("testproject.bulkdemo.urls")),
+    path("exports/", include("testproject.blog.views_exports")),
     path("", include("testproject.blog.urls")),
 ]

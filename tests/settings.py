@@ -16,6 +16,12 @@ TEST_DB = os.environ.get("DJANGO_PERF_TEST_DB", "postgres")
 
 if TEST_DB == "postgres":
     DATABASES = {"default": database_from_url(servers.postgres_url(), BASE_DIR)}
+    # The same test database through Django's native psycopg pool (tests/db/test_pools.py).
+    DATABASES["pooled"] = {
+        **DATABASES["default"],
+        "OPTIONS": {**DATABASES["default"]["OPTIONS"], "pool": {"min_size": 1, "max_size": 3}},
+        "TEST": {"MIRROR": "default"},
+    }
 elif TEST_DB == "sqlite":
     _db_file = str(servers.scratch_folder() / "test.sqlite3")
     DATABASES = {
@@ -30,3 +36,7 @@ else:
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEBUG = False
+
+# The test process itself flushes metrics by hand (django_perf.monitoring.flush()); servers
+# started by tests flush in the background as configured by their environment.
+DJANGO_PERF = {**DJANGO_PERF, "MONITORING_FLUSH_INTERVAL": 0, "MONITORING_SYSTEM_INTERVAL": 0}  # noqa: F405

@@ -89,8 +89,11 @@ def test_an_embedded_postgres_leaves_no_process_or_folder_behind():
     assert not folder.exists()
 
 
-def test_a_killed_run_leaves_no_server_and_its_folder_is_swept():
-    """A test run killed with -9 must not leave servers running, nor folders for long."""
+def test_a_killed_run_leaves_no_server_and_its_folder_is_swept(tmp_path):
+    """A test run killed with -9 must not leave servers running, nor folders for long.
+
+    The killed run gets a private TMPDIR so that concurrent test sessions do not sweep it first.
+    """
     script = (
         "import time\n"
         "from tests.support.servers import RedisServer\n"
@@ -98,7 +101,11 @@ def test_a_killed_run_leaves_no_server_and_its_folder_is_swept():
         "time.sleep(60)\n"
     )
     parent = subprocess.Popen(
-        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        text=True,
     )
     pid, folder = parent.stdout.readline().split()
     child_pid = int(pid)
@@ -110,7 +117,8 @@ def test_a_killed_run_leaves_no_server_and_its_folder_is_swept():
     assert not _descendants_alive([child_pid])
 
     assert Path(folder).exists()  # the killed run could not clean up; the next one does
-    sweep_stale_folders()
+    assert Path(folder).parent == tmp_path
+    sweep_stale_folders(tmp_path)
     assert not Path(folder).exists()
 
 

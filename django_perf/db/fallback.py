@@ -1,0 +1,87 @@
+"""The bulk helpers' path off PostgreSQL: plain ORM and DB-API calls, correct rather than fast.
+
+Used on SQLite, MySQL and Oracle, and on PostgreSQL through psycopg2. Values
+arrive checked and converted by ``to_python``; the ORM (or ``get_db_prep_save``
+here) prepares them for the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import models
+
+from .fields import OMIT
+from .rows import RowSet
+
+__all__ = ["existing", "instances", "update_rows"]
+
+LOOKUP_CHUNK = 500
+
+
+def instances(rowset: RowSet, indexes: Sequence[int]) -> list[models.Model]:
+    """Fresh model instances for rows ``indexes``; omitted columns keep the model's defaults."""
+    model = rowset.target.model
+    attnames = [f.attname for f in rowset.fields]
+    objs = []
+    for i in indexes:
+        values = {
+            attname: column[i]
+            for attname, column in zip(attnames, rowset.columns, strict=True)
+            if column[i] is not OMIT
+        }
+        objs.append(model(**values))
+    return objs
+
+
+def existing(
+    rowset: RowSet, key_fields: Sequence[models.Field], keys: list
+) -> list[tuple[int, Any]]:
+    """``(row index, primary key)`` of the rows whose key exists, within the call's queryset."""
+    target = rowset.target
+    queryset = (target.queryset or target.model._base_manager.all()).using(target.using)
+    names = [f.attname for f in key_fields]
+    by_key = {k: i for i, k in enumerate(keys)}
+    found = []
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        chunk = keys[start : start + LOOKUP_CHUNK]
+        if len(names) == 1:
+            matches = queryset.filter(**{f"{names[0]}__in": chunk})
+        else:
+            condition = models.Q()
+            for values in chunk:
+                condition |= models.Q(**dict(zip(names, values, strict=True)))
+            matches = queryset.filter(condition)
+        for row in matches.values_list("pk", *names):
+            index = by_key.get(row[1] if len(names) == 1 else tuple(row[1:]))
+            if index is not None:
+                found.append((index, row[0]))
+    found.sort()
+    return found
+
+
+def update_rows(
+    rowset: RowSet, set_fields: Sequence[models.Field], found: list[tuple[int, Any]]
+) -> list[Any]:
+    """``UPDATE ... WHERE pk = %s`` for each ``(row index, pk)`` in ``found``; return the pks."""
+    if not found:
+        return []
+    target = rowset.target
+    connection = target.connection
+    opts = target.model._meta
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in set_fields)
+    sql = f"UPDATE {quote(opts.db_table)} SET {assignments} WHERE {quote(opts.pk.column)} = %s"
+    columns = [rowset.column(f) for f in set_fields]
+    params = []
+    for index, pk in found:
+        row = [
+            model_field.get_db_prep_save(column[index], connection)
+            for model_field, column in zip(set_fields, columns, strict=True)
+        ]
+        row.append(opts.pk.get_db_prep_value(pk, connection))
+        params.append(row)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+    return [pk for _, pk in found]

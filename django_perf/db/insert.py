@@ -1,0 +1,121 @@
+"""``bulk_insert``: rows into one table with COPY on PostgreSQL, ``bulk_create`` elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import NotSupportedError, models, transaction
+
+from . import fallback, postgres
+from .fields import OMIT, is_native
+from .notify import listening, rows_written
+from .rows import RowSet, Target, extract, resolve_fields, resolve_target
+
+__all__ = ["bulk_insert"]
+
+
+def bulk_insert(
+    model: type[models.Model] | models.QuerySet | models.Manager,
+    rows: Iterable[models.Model | dict[str, Any]],
+    fields: Sequence[str] | None = None,
+    returning: bool = False,
+    *,
+    using: str | None = None,
+) -> int | list[Any]:
+    """Insert ``rows`` (instances or dicts) in one transaction; all of them or none.
+
+    ``fields`` limits what is read from each row; every other column gets its
+    default, as if the row did not give it (Python ``default``, ``auto_now``,
+    ``db_default``, auto primary key). On PostgreSQL the rows go through
+    COPY, binary when psycopg can dump every column type in binary.
+
+    Returns the number of rows inserted, or with ``returning=True`` their primary
+    keys in the order of ``rows`` (and sets them on instances, as
+    ``bulk_create`` does). Bad input raises ``RowValueError``/``RowTypeError``
+    (``ValueError``/``TypeError``) naming the row and field, before any SQL.
+    """
+    target = resolve_target("bulk_insert", model, using)
+    writable = resolve_fields(target, None)
+    read = None if fields is None else resolve_fields(target, fields)
+    rowset = extract(target, rows, writable, insert=True, read=read)
+    if not rowset.size:
+        return [] if returning else 0
+    with transaction.atomic(using=target.using):
+        if is_native(target.connection):
+            pks = _copy(rowset, need_pks=returning or listening(target.model))
+        else:
+            pks = _create(rowset, returning)
+        rows_written(target.model, [pk for pk in pks if pk is not None], "insert", target.using)
+    if returning:
+        _mark_saved(rowset, pks)
+        return pks
+    return rowset.size
+
+
+def _copy(rowset: RowSet, need_pks: bool) -> list[Any]:
+    """COPY the rows; take auto primary keys from the sequence first if they are needed."""
+    target = rowset.target
+    connection = target.connection
+    opts = target.model._meta
+    table = opts.db_table
+    columns = postgres.table_columns(connection, table)
+    with postgres.cursor(connection) as (wrapped, raw):
+        pk_index = rowset.fields.index(opts.pk)
+        if need_pks and (pk_index in rowset.omittable or pk_index in rowset.left_out):
+            _allocate_pks(rowset, pk_index, wrapped)
+        for column_indexes, row_indexes in rowset.groups():
+            table_columns = [columns[rowset.fields[j].column] for j in column_indexes]
+            values = [rowset.columns[j] for j in column_indexes]
+            if len(row_indexes) == rowset.size:
+                data = zip(*values, strict=False)  # equal lengths by construction
+            else:
+                data = (tuple(column[i] for column in values) for i in row_indexes)
+            postgres.copy_rows(connection, raw, table, table_columns, data)
+    return rowset.columns[pk_index] if need_pks else []
+
+
+def _allocate_pks(rowset: RowSet, pk_index: int, wrapped: Any) -> None:
+    """Fill the rows' missing auto primary keys with values from the table's sequence."""
+    opts = rowset.target.model._meta
+    connection = rowset.target.connection
+    if pk_index in rowset.left_out:
+        ids = postgres.allocate_ids(wrapped, connection, opts.db_table, opts.pk.column,
+                                    rowset.size)  # fmt: skip
+        rowset.columns[pk_index] = ids
+        rowset.left_out.discard(pk_index)
+        return
+    pk_values = rowset.columns[pk_index]
+    missing = [i for i, v in enumerate(pk_values) if v is OMIT]
+    ids = postgres.allocate_ids(wrapped, connection, opts.db_table, opts.pk.column, len(missing))
+    for i, pk in zip(missing, ids, strict=True):
+        pk_values[i] = pk
+    rowset.omittable.remove(pk_index)
+
+
+def _create(rowset: RowSet, returning: bool) -> list[Any]:
+    """Off PostgreSQL: ``bulk_create`` of fresh instances built from the checked values."""
+    target = rowset.target
+    objs = fallback.instances(rowset, range(rowset.size))
+    target.model._base_manager.using(target.using).bulk_create(objs)
+    pks = [obj.pk for obj in objs]
+    if returning and None in pks:
+        raise NotSupportedError(
+            f"{target.label}: the {target.connection.vendor} backend does not return the "
+            "primary keys of inserted rows."
+        )
+    return pks
+
+
+def _mark_saved(rowset: RowSet, pks: list[Any]) -> None:
+    """Give inserted instances their keys and mark them saved, as ``bulk_create`` does."""
+    if rowset.instances is None:
+        return
+    target: Target = rowset.target
+    attname = target.model._meta.pk.attname
+    for obj, pk in zip(rowset.instances, pks, strict=True):
+        if not isinstance(obj, models.Model):
+            continue  # a dict row among instances
+        setattr(obj, attname, pk)
+        obj._state.adding = False
+        obj._state.db = target.using

@@ -1,0 +1,184 @@
+"""PostgreSQL building blocks of the bulk helpers: column types, COPY, unnest, temp tables.
+
+Statements run on Django's own connection (so inside its transaction) through a
+server-binding psycopg cursor, wrapped in Django's cursor wrapper so that
+``connection.queries``, ``CaptureQueriesContext`` and ``execute_wrapper`` see them.
+COPY goes straight to psycopg and is logged in ``connection.queries`` by hand.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
+
+__all__ = [
+    "Column",
+    "copy_rows",
+    "cursor",
+    "table_columns",
+    "temp_table",
+]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column as PostgreSQL sees it."""
+
+    name: str
+    oid: int
+    type_name: str  # without modifiers, e.g. "character varying", "integer[]"
+    is_array: bool
+
+
+_columns_cache: dict[tuple[str, str, str], dict[str, Column]] = {}
+
+
+@contextmanager
+def cursor(connection: BaseDatabaseWrapper) -> Iterator[tuple[CursorWrapper, Any]]:
+    """A server-binding cursor on ``connection``: (Django's wrapper, the psycopg cursor)."""
+    import psycopg
+
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    wrapped = (
+        connection.make_debug_cursor(raw)
+        if connection.queries_logged
+        else connection.make_cursor(raw)
+    )
+    try:
+        yield wrapped, raw
+    finally:
+        raw.close()
+
+
+def table_columns(connection: BaseDatabaseWrapper, table: str) -> dict[str, Column]:
+    """Name -> Column for ``table``, read from the catalog once per database and table."""
+    key = (connection.alias, str(connection.settings_dict.get("NAME")), table)
+    columns = _columns_cache.get(key)
+    if columns is None:
+        with cursor(connection) as (wrapped, _):
+            wrapped.execute(
+                "SELECT a.attname, a.atttypid, format_type(a.atttypid, NULL), t.typcategory = 'A'"
+                " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+                " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+                [connection.ops.quote_name(table)],
+            )
+            columns = {row[0]: Column(*row) for row in wrapped.fetchall()}
+        _columns_cache[key] = columns
+    return columns
+
+
+def forget_columns() -> None:
+    """Drop cached column types (after a migration changed a table in this process)."""
+    _columns_cache.clear()
+
+
+def copy_format(raw: Any, columns: Sequence[Column]) -> str:
+    """``binary`` if psycopg can dump every column's type in binary, else ``text``."""
+    from psycopg import ProgrammingError
+    from psycopg.pq import Format
+
+    try:
+        for column in columns:
+            raw.adapters.get_dumper_by_oid(column.oid, Format.BINARY)
+    except ProgrammingError:
+        return "text"
+    return "binary"
+
+
+def copy_rows(
+    connection: BaseDatabaseWrapper,
+    raw: Any,
+    table: str,
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """COPY ``rows`` into ``table``: binary when the column types allow, text otherwise."""
+    quote = connection.ops.quote_name
+    fmt = copy_format(raw, columns)
+    names = ", ".join(quote(c.name) for c in columns)
+    sql = f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT {fmt.upper()})"
+    start = time.monotonic()
+    with connection.wrap_database_errors, raw.copy(sql) as copy:
+        if fmt == "binary":
+            copy.set_types([c.oid for c in columns])
+        write = copy.write_row
+        for row in rows:
+            write(row)
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - start:.3f}"})
+
+
+@contextmanager
+def temp_table(
+    connection: BaseDatabaseWrapper, wrapped: CursorWrapper, table: str, columns: Sequence[str]
+) -> Iterator[str]:
+    """A temporary table with the types of ``table``'s ``columns``, gone after the transaction.
+
+    ``ON COMMIT DROP`` drops it when the transaction ends; inside a caller's
+    transaction (a savepoint is active) it is dropped right after use instead, so
+    that many calls in one long transaction do not pile tables up.
+    """
+    quote = connection.ops.quote_name
+    name = f"django_perf_{uuid.uuid4().hex[:16]}"
+    names = ", ".join(quote(c) for c in columns)
+    wrapped.execute(
+        f"CREATE TEMPORARY TABLE {quote(name)} ON COMMIT DROP AS "
+        f"SELECT {names} FROM {quote(table)} WITH NO DATA"
+    )
+    yield name
+    if connection.savepoint_ids:
+        wrapped.execute(f"DROP TABLE {quote(name)}")
+
+
+def unnest(connection: BaseDatabaseWrapper, columns: Sequence[Column], alias: str = "s") -> str:
+    """``unnest(%s::t1[], %s::t2[], ...) AS alias(c1, c2, ...)``: one array parameter per column."""
+    quote = connection.ops.quote_name
+    arrays = ", ".join(f"%s::{c.type_name}[]" for c in columns)
+    names = ", ".join(quote(c.name) for c in columns)
+    return f"unnest({arrays}) AS {alias}({names})"
+
+
+def allocate_ids(wrapped: CursorWrapper, connection: BaseDatabaseWrapper, table: str,
+                 column: str, count: int) -> list[int]:  # fmt: skip
+    """Take ``count`` values from the sequence behind ``table.column`` (serial or identity)."""
+    wrapped.execute("SELECT pg_get_serial_sequence(%s, %s)", [connection.ops.quote_name(table),
+                                                              column])  # fmt: skip
+    (sequence,) = wrapped.fetchone()
+    if sequence is None:
+        raise ValueError(f"{table}.{column} has no sequence to take primary keys from")
+    wrapped.execute(
+        "SELECT array_agg(nextval(%s::regclass)) FROM generate_series(1, %s)", [sequence, count]
+    )
+    return sorted(wrapped.fetchone()[0])
+
+
+@contextmanager
+def staged(
+    connection: BaseDatabaseWrapper,
+    wrapped: CursorWrapper,
+    raw: Any,
+    table: str,
+    columns: Sequence[Column],
+    values: Sequence[Sequence[Any]],
+    use_copy: bool,
+) -> Iterator[tuple[str, list[Any]]]:
+    """Make rows available to one set-based statement as a FROM item named ``s``.
+
+    Yields ``(from_item, params)``: a temporary table filled by COPY when
+    ``use_copy`` (or when a column is an array, which ``unnest`` would flatten),
+    else ``unnest()`` of one array parameter per column.
+    """
+    if use_copy or any(c.is_array for c in columns):
+        with temp_table(connection, wrapped, table, [c.name for c in columns]) as name:
+            copy_rows(connection, raw, name, columns, zip(*values, strict=True))
+            yield f"{connection.ops.quote_name(name)} AS s", []
+    else:
+        yield unnest(connection, columns), [list(v) for v in values]

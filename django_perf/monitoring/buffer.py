@@ -1,0 +1,120 @@
+"""Each process's in-memory buffer of series, filled by requests and emptied by the flusher.
+
+The buffer is never the source of truth, only a holding area between two
+flushes: :meth:`Buffer.take` swaps it out whole, and a flush that fails puts
+the batch back. Memory stays bounded whatever the traffic: at most
+``max_series`` series are held; past that, the oldest minutes are dropped
+(their requests counted in :attr:`Buffer.dropped`), and a minute that alone
+holds too many series folds new labels into the ``<other>`` route.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from .histogram import EXACT_BELOW, MAX_VALUE, SUB, SUB_BITS
+from .series import Key, Series
+
+__all__ = ["OTHER_ROUTE", "Buffer"]
+
+OTHER_ROUTE = "<other>"
+
+
+class Buffer:
+    """Series by key, guarded by a lock (requests record from many threads)."""
+
+    def __init__(self, max_series: int = 5000) -> None:
+        self.max_series = max_series
+        self.series: dict[Key, Series] = {}
+        self.lock = threading.Lock()
+        self.dropped = 0.0  # requests (weighted) lost to the memory bound
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def record(
+        self,
+        key: tuple,
+        duration_us: int,
+        weight: float,
+        request_bytes: int,
+        response_bytes: int,
+        queries: int,
+        query_us: int,
+        slow: bool,
+        n_plus_one: bool,
+        extra: Iterable[tuple[str, float]] = (),
+    ) -> None:
+        """Add one request to its series (the per-request hot path: keep it lean).
+
+        ``key`` is ``(minute start, route, method, status class)``: a :class:`Key`
+        or the plain tuple, which compares and hashes the same and is cheaper to make.
+        """
+        if duration_us < EXACT_BELOW:
+            index = duration_us if duration_us > 0 else 0
+        else:
+            value = duration_us if duration_us <= MAX_VALUE else MAX_VALUE
+            shift = value.bit_length() - 1 - SUB_BITS
+            index = ((shift + 1) << SUB_BITS) + (value >> shift) - SUB
+        with self.lock:
+            series = self.series.get(key)
+            if series is None:
+                series = self._new_series(key)
+            buckets = series.buckets
+            buckets[index] = buckets.get(index, 0) + 1
+            series.requests += 1
+            series.weight += weight
+            series.duration_us += duration_us
+            series.request_bytes += request_bytes
+            series.response_bytes += response_bytes
+            if queries:
+                series.queries += queries
+                series.query_us += query_us
+            if slow:
+                series.slow += 1
+            if n_plus_one:
+                series.n_plus_one += 1
+            if extra:
+                sums = series.extra
+                for name, value in extra:
+                    sums[name] = sums.get(name, 0) + value
+
+    def _new_series(self, key: tuple) -> Series:
+        # Called with the lock held. ``key`` may be a plain tuple (the hot path skips Key()).
+        if len(self.series) >= self.max_series:
+            self._make_room(key[0])
+            if len(self.series) >= self.max_series:
+                key = Key(key[0], OTHER_ROUTE, key[2], key[3])
+                existing = self.series.get(key)
+                if existing is not None:
+                    return existing
+        series = self.series[Key._make(key)] = Series()  # stored keys are always Keys
+        return series
+
+    def _make_room(self, current_start: int) -> None:
+        """Drop the oldest minute(s) older than ``current_start`` until under the bound."""
+        while len(self.series) > self.max_series - 1:
+            oldest = min(key[0] for key in self.series)
+            if oldest >= current_start:
+                return
+            for key in [k for k in self.series if k[0] == oldest]:
+                self.dropped += self.series.pop(key).weight
+
+    def take(self) -> dict[Key, Series]:
+        """Remove and return everything buffered (for a flush)."""
+        with self.lock:
+            batch, self.series = self.series, {}
+        return batch
+
+    def put_back(self, batch: dict[Key, Series]) -> None:
+        """Merge a batch whose flush failed back in, then drop the oldest minutes over the bound."""
+        with self.lock:
+            for key, series in batch.items():
+                mine = self.series.get(key)
+                if mine is None:
+                    self.series[key] = series
+                else:
+                    mine.merge(series)
+            if self.series:
+                self._make_room(max(key[0] for key in self.series))

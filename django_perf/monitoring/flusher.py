@@ -1,0 +1,144 @@
+"""Move each process's buffer to the shared store: every few seconds, and once more at exit.
+
+The flusher is one daemon thread per process. Each tick it takes a psutil
+sample when one is due, writes the buffered series and samples to the store
+in one batch, and now and then runs the store's maintenance (rollups and
+retention; the store makes sure only one process at a time does it). A
+failed write puts the batch back (within the buffer's memory bound) and is
+retried next tick. At interpreter exit (a graceful worker restart) the thread
+is stopped and a last flush runs, so nothing recorded is lost.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ..conf import perf_settings
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
+    from .store import MetricsStore
+
+__all__ = ["Flusher", "flush"]
+
+logger = logging.getLogger("django_perf.monitoring")
+
+
+def flush(
+    recorder: Recorder | None = None, store: MetricsStore | None = None, *, strict: bool = False
+) -> int:
+    """Write this process's buffer to the store now; return how many requests it held.
+
+    On failure the batch goes back into the buffer; the error is logged, and
+    raised too when ``strict`` or ``DJANGO_PERF['STRICT']`` is on.
+    """
+    from .recorder import get_recorder
+    from .store import get_store
+
+    recorder = recorder or get_recorder()
+    store = store or get_store()
+    with recorder.flush_lock:
+        batch = recorder.buffer.take()
+        samples = recorder.take_samples()
+        if not batch and not samples:
+            return 0
+        try:
+            store.write(batch, samples)
+        except Exception:
+            recorder.buffer.put_back(batch)
+            recorder.put_back_samples(samples)
+            if strict or perf_settings.STRICT:
+                raise
+            logger.warning(
+                "Could not flush %d series to the %s metrics store; kept them for the next try",
+                len(batch),
+                store.describe(),
+                exc_info=True,
+            )
+            return 0
+    return sum(series.requests for series in batch.values())
+
+
+class Flusher:
+    """The background thread of one process (see the module docstring)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.pid = os.getpid()
+        self.interval = float(perf_settings.MONITORING_FLUSH_INTERVAL)
+        self.system_interval = float(perf_settings.MONITORING_SYSTEM_INTERVAL)
+        self.maintain_interval = max(6 * self.interval, 5.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="django-perf-flusher", daemon=True)
+        self._sampler = None
+
+    def start(self) -> None:
+        self._thread.start()
+        atexit.register(self._at_exit)
+
+    def _run(self) -> None:
+        next_sample = time.monotonic()
+        next_maintain = time.monotonic() + self.maintain_interval
+        while not self._stop.wait(self.interval):
+            # One tick: sample, flush, maintain, then let go of the database connection,
+            # so that between ticks the thread holds no connection at all.
+            try:
+                if self.system_interval and time.monotonic() >= next_sample:
+                    next_sample = time.monotonic() + self.system_interval
+                    self._sample()
+                flush(self.recorder)
+                if time.monotonic() >= next_maintain:
+                    next_maintain = time.monotonic() + self.maintain_interval
+                    from .store import get_store
+
+                    get_store().maintain()
+            except Exception:
+                logger.warning("Metrics maintenance failed; will retry", exc_info=True)
+            finally:
+                _release_connection()
+
+    def _sample(self) -> None:
+        try:
+            if self._sampler is None:
+                from .system import SystemSampler
+
+                self._sampler = SystemSampler(perf_settings.MONITORING_DISK_PATH)
+            self.recorder.add_sample(self._sampler.sample())
+        except Exception:
+            logger.warning("Could not sample system metrics", exc_info=True)
+
+    def stop(self, *, flush_now: bool = True, timeout: float = 10.0) -> None:
+        """Stop the thread (after its current flush) and flush what is left."""
+        if self.pid != os.getpid():
+            return  # inherited across a fork: the thread is not ours
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        if flush_now:
+            try:
+                flush(self.recorder)
+            finally:
+                _release_connection()
+
+    def _at_exit(self) -> None:
+        try:
+            self.stop()
+        except Exception:
+            logger.exception("Last metrics flush at exit failed")
+
+
+def _release_connection() -> None:
+    """Close the store's database connection of this thread per CONN_MAX_AGE, as requests do."""
+    if perf_settings.MONITORING_REDIS_URL:
+        return
+    from django.db import connections
+
+    alias = perf_settings.MONITORING_DATABASE
+    for connection in connections.all(initialized_only=True):
+        if connection.alias == alias:
+            connection.close_if_unusable_or_obsolete()

@@ -1,0 +1,238 @@
+"""Memory tools: tracemalloc snapshots and diffs, ``@monitor_memory``, sampled request profiling,
+and memory-profiler's line-by-line report. All of it is off until you call it.
+
+Overhead (measured on the development machine, see docs/monitoring.rst): an
+allocation-heavy function ran about 5-6x slower while tracemalloc traced it
+(one frame; deeper tracebacks cost more), so ``monitor_memory`` and request
+profiling trace only while a monitored call runs, and stop tracing afterwards
+unless something else had started it; nothing is paid when they are unused.
+memory-profiler's line report reads the process's memory at every line: the
+same function ran about 200x slower. It is for one-off investigations.
+
+>>> from django_perf.monitoring.memory import monitor_memory, take_snapshot, diff
+>>> @monitor_memory(limit=5)
+... def build_report(): ...
+>>> before = take_snapshot(); data = [bytes(1000) for _ in range(1000)]
+>>> for line in format_diff(diff(before, take_snapshot(), limit=3)): print(line)
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import threading
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+__all__ = [
+    "diff",
+    "format_diff",
+    "line_profile",
+    "monitor_memory",
+    "take_snapshot",
+    "tracing",
+]
+
+logger = logging.getLogger("django_perf.monitoring.memory")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_lock = threading.Lock()
+_users = 0  # tracing() scopes open now
+_started_by_us = False
+
+
+@contextmanager
+def tracing(frames: int = 1) -> Iterator[None]:
+    """Trace allocations inside the block; stop afterwards if nobody else was tracing.
+
+    Nested and concurrent blocks share one tracing session (tracemalloc is
+    process-wide): it stops when the last block ends.
+    """
+    global _users, _started_by_us
+    with _lock:
+        if _users == 0 and not tracemalloc.is_tracing():
+            tracemalloc.start(frames)
+            _started_by_us = True
+        _users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0 and _started_by_us:
+                tracemalloc.stop()
+                _started_by_us = False
+
+
+def take_snapshot() -> tracemalloc.Snapshot:
+    """A tracemalloc snapshot, with tracemalloc's own allocations filtered out.
+
+    Raises RuntimeError if tracemalloc is not tracing (use :func:`tracing`, or
+    ``python -X tracemalloc``, or ``tracemalloc.start()``).
+    """
+    if not tracemalloc.is_tracing():
+        raise RuntimeError(
+            "tracemalloc is not tracing: wrap the code in django_perf.monitoring.memory.tracing(), "
+            "or start Python with -X tracemalloc"
+        )
+    return tracemalloc.take_snapshot().filter_traces(
+        (
+            tracemalloc.Filter(False, tracemalloc.__file__),
+            tracemalloc.Filter(False, __file__),
+        )
+    )
+
+
+def diff(
+    before: tracemalloc.Snapshot,
+    after: tracemalloc.Snapshot,
+    *,
+    limit: int = 10,
+    key_type: str = "lineno",
+) -> list[tracemalloc.StatisticDiff]:
+    """The ``limit`` biggest changes from ``before`` to ``after``, grouped by ``key_type``."""
+    stats = after.compare_to(before, key_type)
+    return [s for s in stats if s.size_diff or s.count_diff][:limit]
+
+
+def _size(n: float) -> str:
+    sign = "+" if n >= 0 else "-"
+    n = abs(n)
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024 or unit == "MiB":
+            return f"{sign}{n:.1f} {unit}" if unit != "B" else f"{sign}{n:.0f} B"
+        n /= 1024
+    return f"{sign}{n:.1f} GiB"
+
+
+def format_diff(stats: list[tracemalloc.StatisticDiff]) -> list[str]:
+    """One line per difference: ``+12.3 KiB (+120 blocks) path/to/file.py:42``."""
+    lines = []
+    for stat in stats:
+        frame = stat.traceback[0]
+        lines.append(
+            f"{_size(stat.size_diff)} ({stat.count_diff:+d} blocks) {frame.filename}:{frame.lineno}"
+        )
+    return lines
+
+
+def _report(label: str, before: tracemalloc.Snapshot, limit: int, key_type: str) -> str:
+    after = take_snapshot()
+    stats = diff(before, after, limit=limit, key_type=key_type)
+    net = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    lines = format_diff(stats)
+    return f"Memory of {label}: {_size(net)} net; top {len(lines)} differences:" + "".join(
+        f"\n  {line}" for line in lines
+    )
+
+
+def monitor_memory(
+    func: F | None = None,
+    *,
+    limit: int = 10,
+    key_type: str = "lineno",
+    frames: int = 1,
+    level: int = logging.INFO,
+    log: logging.Logger | None = None,
+) -> Any:
+    """Decorator for sync and async functions: log the top allocation differences of each call.
+
+    ``@monitor_memory`` or ``@monitor_memory(limit=5, key_type="filename")``.
+    Logged to ``django_perf.monitoring.memory`` (or ``log``) at ``level``.
+    """
+
+    def decorate(fn: F) -> F:
+        label = f"{fn.__module__}.{fn.__qualname__}"
+        target = log or logger
+
+        if iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with tracing(frames):
+                    before = take_snapshot()
+                    try:
+                        return await fn(*args, **kwargs)
+                    finally:
+                        target.log(level, _report(label, before, limit, key_type))
+
+            return markcoroutinefunction(async_wrapper)  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with tracing(frames):
+                before = take_snapshot()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    target.log(level, _report(label, before, limit, key_type))
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(func) if func is not None else decorate
+
+
+def _request_label(request: Any) -> str:
+    match = getattr(request, "resolver_match", None)
+    route = (
+        ("/" + match.route if match.route is not None else match.view_name)
+        if match
+        else "<unmatched>"
+    )
+    return f"request {request.method} {route}"
+
+
+def profile_request(request: Any, call: Callable[[Any], Any], limit: int = 10) -> Any:
+    """Run ``call(request)`` under tracemalloc and log its top allocation differences."""
+    with tracing():
+        before = take_snapshot()
+        try:
+            return call(request)
+        finally:
+            logger.info(_report(_request_label(request), before, limit, "lineno"))
+
+
+async def aprofile_request(request: Any, call: Callable[[Any], Any], limit: int = 10) -> Any:
+    """The async twin of :func:`profile_request`."""
+    with tracing():
+        before = take_snapshot()
+        try:
+            return await call(request)
+        finally:
+            logger.info(_report(_request_label(request), before, limit, "lineno"))
+
+
+def line_profile(target: str | Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str]:
+    """Call ``target(*args, **kwargs)`` under memory-profiler; return (result, line report).
+
+    ``target`` is a function or its dotted path (``"myapp.reports.build"``).
+    The report is memory-profiler's: memory in use and the increment at each
+    line of the function. Needs the ``memory`` extra (``pip install
+    "django-perf[memory]"``).
+    """
+    try:
+        from memory_profiler import LineProfiler, show_results
+    except ImportError as error:
+        raise ImportError(
+            'line_profile needs memory-profiler: pip install "django-perf[memory]"'
+        ) from error
+    if isinstance(target, str):
+        from django.utils.module_loading import import_string
+
+        try:
+            target = import_string(target)
+        except ImportError as error:
+            raise ImportError(f"line_profile could not import {target!r}: {error}") from error
+    if not callable(target):
+        raise TypeError(f"line_profile needs a function or its dotted path, not {target!r}")
+    profiler = LineProfiler(backend="psutil")
+    result = profiler(target)(*args, **kwargs)
+    stream = io.StringIO()
+    show_results(profiler, stream=stream)
+    return result, stream.getvalue()

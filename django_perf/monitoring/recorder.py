@@ -1,0 +1,135 @@
+"""The process-wide recorder: route labels, the buffer, and the flusher that empties it.
+
+There is one recorder per process. After a fork (gunicorn's ``--preload``)
+the child starts with an empty buffer of its own, and its own flusher if the
+parent had one, so no request is counted twice and none is left unflushed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ..conf import perf_settings
+from ..lifespan import on_shutdown
+from .buffer import OTHER_ROUTE, Buffer
+
+if TYPE_CHECKING:
+    from .flusher import Flusher
+    from .store import Sample
+
+__all__ = ["METHODS", "STATUS_CLASSES", "UNMATCHED_ROUTE", "Recorder", "get_recorder"]
+
+UNMATCHED_ROUTE = "<unmatched>"
+METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")}
+STATUS_CLASSES = {status: f"{status // 100}xx" for status in range(100, 600)}
+
+
+def status_class(status: int) -> str:
+    return STATUS_CLASSES.get(status, "other")
+
+
+class Recorder:
+    """Holds what this process recorded until the flusher moves it to the shared store."""
+
+    def __init__(self) -> None:
+        self._reinit()
+
+    def _reinit(self) -> None:
+        self.pid = os.getpid()
+        self.max_routes = perf_settings.MONITORING_MAX_ROUTES
+        self.buffer = Buffer(perf_settings.MONITORING_MAX_SERIES)
+        self.routes: set[str] = {UNMATCHED_ROUTE, OTHER_ROUTE}
+        self.labels: dict[str, str] = {}  # ResolverMatch.route -> label, for the hot path
+        self.flusher: Flusher | None = None
+        self.flush_lock = threading.Lock()
+        self.samples: list[Sample] = []  # the latest system sample, until flushed
+        self._lock = threading.Lock()
+
+    def add_sample(self, sample: Sample) -> None:
+        """Keep ``sample`` for the next flush (only the latest one: bounded)."""
+        self.samples = [sample]
+
+    def take_samples(self) -> list[Sample]:
+        samples, self.samples = self.samples, []
+        return samples
+
+    def put_back_samples(self, samples: list[Sample]) -> None:
+        if not self.samples:
+            self.samples = samples[-1:]
+
+    def label(self, route: str) -> str:
+        """``route`` if it is known or there is room for it, else ``<other>`` (bounded labels)."""
+        if route in self.routes:
+            return route
+        if len(self.routes) >= self.max_routes + 2:
+            return OTHER_ROUTE
+        self.routes.add(route)
+        return route
+
+    def label_for(self, match: Any) -> str:
+        """The label of a resolved request: its URL pattern, else its view name (bounded)."""
+        route = match.route
+        label = self.label("/" + route if route is not None else (match.view_name or "<view>"))
+        if route is not None and len(self.labels) < 4 * self.max_routes:
+            self.labels[route] = label
+        return label
+
+    def start_flusher(self) -> None:
+        """Start the background flusher once per process (no-op if the interval is 0)."""
+        if self.flusher is not None or not perf_settings.MONITORING_FLUSH_INTERVAL:
+            return
+        with self._lock:
+            if self.flusher is None:
+                from .flusher import Flusher
+
+                self.flusher = Flusher(self)
+                self.flusher.start()
+                on_shutdown(flush_at_shutdown)
+
+
+_recorder: Recorder | None = None
+_lock = threading.Lock()
+
+
+def get_recorder() -> Recorder:
+    """This process's recorder, made on first use."""
+    global _recorder
+    recorder = _recorder
+    if recorder is None:
+        with _lock:
+            if _recorder is None:
+                _recorder = Recorder()
+            recorder = _recorder
+    return recorder
+
+
+def reset_recorder() -> None:
+    """Forget this process's recorder (tests, and the child side of a fork)."""
+    global _recorder
+    recorder, _recorder = _recorder, None
+    if recorder is not None and recorder.flusher is not None and recorder.pid == os.getpid():
+        recorder.flusher.stop(flush_now=False)
+
+
+def _after_fork_in_child() -> None:
+    # Same object (middleware instances hold it), fresh state: the parent's buffer is its own.
+    global _lock
+    _lock = threading.Lock()
+    recorder = _recorder
+    if recorder is not None:
+        had_flusher = recorder.flusher is not None
+        recorder._reinit()
+        if had_flusher:
+            recorder.start_flusher()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def flush_at_shutdown() -> None:
+    """Stop this process's flusher and flush what is left (ASGI servers may skip ``atexit``)."""
+    recorder = _recorder
+    if recorder is not None and recorder.flusher is not None:
+        recorder.flusher.stop()

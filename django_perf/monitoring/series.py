@@ -1,0 +1,117 @@
+"""One series of request metrics: a duration histogram and sums, for one minute x labels.
+
+A series is keyed by ``(minute, route, method, status_class)``; everything in
+it is a count or a sum, so two series with the same key merge by addition, in
+any order, on any process. The payload form (``to_payload``) is what the
+stores keep: ``{"h": {bucket: count}, "s": {name: sum}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from .histogram import Histogram
+
+__all__ = ["SUMS", "Key", "Series"]
+
+
+class Key(NamedTuple):
+    """What a series is about: the minute it started (epoch seconds) and its labels."""
+
+    start: int
+    route: str
+    method: str
+    status: str  # status class: "2xx", "4xx", ...
+
+
+# Sums every series carries, by payload name -> meaning (the stable part of the schema).
+SUMS = {
+    "requests": "requests recorded (sampled)",
+    "weight": "requests they stand for (requests / sample rate)",
+    "duration_us": "total duration, microseconds",
+    "request_bytes": "request body bytes",
+    "response_bytes": "response body bytes (streamed bodies counted as they pass)",
+    "queries": "database queries, all aliases",
+    "query_us": "database time, all aliases, microseconds",
+    "slow": "requests slower than MONITORING_SLOW_REQUEST_MS",
+    "n_plus_one": "requests flagged as N+1 (repeated identical SQL)",
+}
+# Other sums are named "queries.<alias>", "query_us.<alias>", "cache.<tier>.<event>".
+
+_FIXED = tuple(SUMS)
+
+
+class Series:
+    """Histogram buckets of durations (microseconds) plus the sums above and extras."""
+
+    __slots__ = (
+        "buckets",
+        "duration_us",
+        "extra",
+        "n_plus_one",
+        "queries",
+        "query_us",
+        "request_bytes",
+        "requests",
+        "response_bytes",
+        "slow",
+        "weight",
+    )
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.requests = 0
+        self.weight = 0.0
+        self.duration_us = 0
+        self.request_bytes = 0
+        self.response_bytes = 0
+        self.queries = 0
+        self.query_us = 0
+        self.slow = 0
+        self.n_plus_one = 0
+        self.extra: dict[str, float] = {}
+
+    def merge(self, other: Series) -> Series:
+        buckets = self.buckets
+        for index, n in other.buckets.items():
+            buckets[index] = buckets.get(index, 0) + n
+        for name in _FIXED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        extra = self.extra
+        for name, value in other.extra.items():
+            extra[name] = extra.get(name, 0) + value
+        return self
+
+    def histogram(self) -> Histogram:
+        histogram = Histogram()
+        histogram.merge(Histogram(self.buckets))
+        return histogram
+
+    def sums(self) -> dict[str, float]:
+        """Every sum by name, the fixed ones first."""
+        return {**{name: getattr(self, name) for name in _FIXED}, **self.extra}
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"h": {str(k): v for k, v in self.buckets.items()}, "s": self.sums()}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Series:
+        series = cls()
+        series.buckets = {int(k): int(v) for k, v in payload.get("h", {}).items()}
+        for name, value in payload.get("s", {}).items():
+            series.add_sum(name, value)
+        return series
+
+    def add_sum(self, name: str, value: float) -> None:
+        if name in SUMS:
+            current = getattr(self, name)
+            setattr(self, name, current + (value if name == "weight" else int(value)))
+        else:
+            self.extra[name] = self.extra.get(name, 0) + value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Series) and self.to_payload() == other.to_payload()
+
+    def __repr__(self) -> str:
+        return f"<Series requests={self.requests} buckets={len(self.buckets)}>"

@@ -1,0 +1,107 @@
+"""Memory tools: snapshots and diffs, @monitor_memory (sync and async), request profiling, lines."""
+
+import asyncio
+import logging
+import tracemalloc
+
+import pytest
+from django.test import Client
+
+from django_perf.monitoring import memory
+from tests.monitoring import memory_targets
+
+
+@pytest.fixture(autouse=True)
+def _no_tracing_left():
+    assert not tracemalloc.is_tracing()
+    yield
+    memory_targets.kept.clear()
+    assert not tracemalloc.is_tracing()  # every tool stops what it started
+
+
+def test_snapshot_needs_tracing_and_says_how():
+    with pytest.raises(
+        RuntimeError, match=r"wrap the code in django_perf\.monitoring\.memory\.tracing"
+    ):
+        memory.take_snapshot()
+
+
+def test_diff_names_the_line_that_allocated():
+    with memory.tracing():
+        before = memory.take_snapshot()
+        memory_targets.leak(500)
+        stats = memory.diff(before, memory.take_snapshot(), limit=3)
+    top = stats[0]
+    assert top.traceback[0].filename == memory_targets.__file__
+    assert top.size_diff >= 500 * 1024
+    [line] = memory.format_diff(stats[:1])
+    assert line.startswith("+5")
+    assert "KiB" in line
+    assert "memory_targets.py:" in line
+
+
+def test_tracing_blocks_nest_and_respect_someone_elses_session():
+    with memory.tracing():
+        with memory.tracing():
+            assert tracemalloc.is_tracing()
+        assert tracemalloc.is_tracing()
+    assert not tracemalloc.is_tracing()
+    tracemalloc.start()
+    try:
+        with memory.tracing():
+            pass
+        assert tracemalloc.is_tracing()  # not ours to stop
+    finally:
+        tracemalloc.stop()
+
+
+def test_monitor_memory_logs_top_differences_of_sync_calls(caplog):
+    monitored = memory.monitor_memory(memory_targets.leak, limit=2)
+    with caplog.at_level(logging.INFO, logger="django_perf.monitoring.memory"):
+        assert monitored(300) == 300
+    [record] = caplog.records
+    message = record.getMessage()
+    assert message.startswith("Memory of tests.monitoring.memory_targets.leak: +3")
+    assert "net; top 1 differences:" in message  # limit=2, and only one line allocated
+    assert "memory_targets.py:" in message.splitlines()[1]
+
+
+def test_monitor_memory_works_on_coroutines(caplog):
+    monitored = memory.monitor_memory(limit=1, level=logging.WARNING)(memory_targets.aleak)
+    assert asyncio.iscoroutinefunction(monitored)
+    with caplog.at_level(logging.WARNING, logger="django_perf.monitoring.memory"):
+        assert asyncio.run(monitored(200)) == 200
+    assert (
+        caplog.records[0]
+        .getMessage()
+        .startswith("Memory of tests.monitoring.memory_targets.aleak: +4")
+    )
+
+
+@pytest.mark.django_db
+def test_a_sampled_fraction_of_requests_is_profiled(perf, caplog):
+    perf(MONITORING_MEMORY_PROFILE_RATE=1.0)
+    with caplog.at_level(logging.INFO, logger="django_perf.monitoring.memory"):
+        Client().get("/monitoring/fast/")
+    [record] = caplog.records
+    assert record.getMessage().startswith("Memory of request GET /monitoring/fast/:")
+    perf(MONITORING_MEMORY_PROFILE_RATE=0.0)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="django_perf.monitoring.memory"):
+        Client().get("/monitoring/fast/")
+    assert caplog.records == []
+
+
+def test_line_by_line_report_of_a_named_function():
+    result, report = memory.line_profile("tests.monitoring.memory_targets.allocate", 2000)
+    assert result == 2000
+    assert "Mem usage" in report
+    assert "Increment" in report
+    assert "blocks = [bytes(1024) for _ in range(n)]" in report
+
+
+def test_line_profile_errors_name_the_problem():
+    with pytest.raises(ImportError, match=r"could not import 'tests\.monitoring\.nope\.f'"):
+        memory.line_profile("tests.monitoring.nope.f")
+    with pytest.raises(TypeError, match="needs a function or its dotted path"):
+        memory.line_profile(42)

@@ -1,0 +1,129 @@
+"""``manage.py perf_stats``: the report, its options, and clear errors for bad arguments."""
+
+import io
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from django_perf.monitoring import flush, stats
+from tests.support.env import ROOT
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args):
+    out = io.StringIO()
+    call_command("perf_stats", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def traffic(recorder):
+    client = Client(raise_request_exception=False)
+    for _ in range(6):
+        client.get("/monitoring/fast/")
+    for _ in range(3):
+        b"".join(client.get("/monitoring/stream/10/").streaming_content)
+    client.get("/monitoring/fail/")
+    client.get("/monitoring/queries/2/")
+    flush()
+
+
+def test_json_report_follows_the_documented_schema(traffic):
+    data = json.loads(run("--json", "--window", "5m"))
+    assert data["schema"] == stats.SCHEMA
+    assert set(data) == {
+        "schema", "generated_at", "window", "window_seconds", "since", "until", "store",
+        "route_filter", "sort", "totals", "routes", "routes_total", "cache", "database", "hosts",
+    }  # fmt: skip
+    assert data["window_seconds"] == 300
+    assert data["store"] == "database"
+    routes = {r["route"]: r for r in data["routes"]}
+    assert routes["/monitoring/fast/"]["count"] == 6
+    assert routes["/monitoring/fail/"]["error_rate"] == 1.0
+    assert routes["/monitoring/stream/<int:chunks>/"]["avg_response_bytes"] == 100
+    assert routes["/monitoring/queries/<int:n>/"]["avg_queries"] == 2
+    assert data["totals"]["count"] == 11
+    assert data["totals"]["rate"] == round(11 / 300, 4)
+    assert set(routes["/monitoring/fast/"]) == {
+        "route", "count", "rate", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
+        "avg_ms", "avg_queries", "avg_db_ms", "avg_request_bytes", "avg_response_bytes",
+        "slow", "n_plus_one", "status_classes", "methods",
+    }  # fmt: skip
+    assert data["database"]["default"]["queries"] == 2
+
+
+def test_route_sort_and_limit(traffic):
+    data = json.loads(run("--json", "--route", "/monitoring/fast/"))
+    assert [r["route"] for r in data["routes"]] == ["/monitoring/fast/"]
+    assert data["totals"]["count"] == 6
+    data = json.loads(run("--json", "--sort", "errors", "--limit", "1"))
+    assert [r["route"] for r in data["routes"]] == ["/monitoring/fail/"]
+    assert data["routes_total"] == 4
+    data = json.loads(run("--json", "--sort", "route"))
+    assert [r["route"] for r in data["routes"]] == sorted(r["route"] for r in data["routes"])
+
+
+def test_text_report(traffic):
+    text = run("--window", "5m")
+    assert "last 5m from the database store" in text
+    lines = text.splitlines()
+    fast = next(line for line in lines if line.startswith("/monitoring/fast/"))
+    assert fast.split()[1] == "6"
+    assert any(line.startswith("<all>") and line.split()[1] == "11" for line in lines)
+    assert "database (during requests)" in text
+
+
+def test_an_empty_store_says_so():
+    assert "No metrics in this window yet" in run()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--window", "2h"], "--window '2h' is not accepted; use one of 5m, 1h, 24h, 7d."),
+        (["--sort", "speed"], "--sort 'speed' is not accepted; use one of count, rate, errors"),
+        (["--limit", "0"], "--limit '0' is not accepted; use a whole number above 0."),
+        (["--limit", "ten"], "--limit 'ten' is not accepted; use a whole number above 0."),
+        (["--watch", "-1"], "--watch '-1' is not accepted; use a number of seconds above 0."),
+    ],
+)
+def test_bad_arguments_say_what_is_accepted(args, message):
+    with pytest.raises(CommandError) as error:
+        run(*args)
+    assert message in str(error.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bad_arguments_from_the_command_line_exit_with_the_message(server_env):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "perf_stats", "--window", "1w"],
+        cwd=ROOT, env=server_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert (
+        "CommandError: --window '1w' is not accepted; use one of 5m, 1h, 24h, 7d." in result.stderr
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_watch_refreshes_in_place_until_interrupted(server_env):
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "perf_stats", "--watch", "0.2"],
+        cwd=ROOT, env=server_env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        output = ""
+        deadline = time.monotonic() + 30
+        while output.count("\x1b[H\x1b[2J") < 3 and time.monotonic() < deadline:
+            output += process.stdout.read(1)
+        assert output.count("\x1b[H\x1b[2J") >= 3  # the screen was redrawn
+        assert output.count("django-perf: last 1h") >= 2
+    finally:
+        process.send_signal(__import__("signal").SIGINT)
+        assert process.wait(10) == 0

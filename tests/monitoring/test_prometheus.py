@@ -1,0 +1,108 @@
+"""The Prometheus endpoint: the shared store's numbers, behind a token or a staff login."""
+
+import time
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from django_perf.monitoring import flush
+from django_perf.monitoring.series import Key, Series
+from django_perf.monitoring.store import Sample, get_store
+
+pytestmark = pytest.mark.django_db
+URL = "/perf/metrics"
+
+
+def samples(text):
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def user(*, staff, permission):
+    account = User.objects.create_user("ops", password="pw", is_staff=staff)
+    if permission:
+        account.user_permissions.add(Permission.objects.get(codename="view_metrics"))
+    client = Client()
+    client.force_login(account)
+    return client
+
+
+def test_anonymous_scrapes_are_refused_with_a_bearer_challenge():
+    response = Client().get(URL)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="django-perf metrics"'
+    assert b"django_perf.view_metrics" in response.content
+
+
+@pytest.mark.parametrize(("staff", "permission"), [(True, False), (False, True)])
+def test_staff_and_the_permission_are_both_needed(staff, permission):
+    assert user(staff=staff, permission=permission).get(URL).status_code == 403
+
+
+def test_staff_with_the_permission_can_read():
+    response = user(staff=True, permission=True).get(URL)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=")
+
+
+def test_the_token_opens_the_endpoint_and_a_wrong_one_does_not(perf):
+    perf(MONITORING_METRICS_TOKEN="s3cret-token-for-tests")
+    good = Client(headers={"Authorization": "Bearer s3cret-token-for-tests"})
+    assert good.get(URL).status_code == 200
+    assert Client(headers={"Authorization": "Bearer nope"}).get(URL).status_code == 401
+    assert good.post(URL).status_code == 405
+
+
+def test_a_scrape_shows_the_stores_totals(recorder, perf, monitoring_urls):
+    perf(MONITORING_METRICS_TOKEN="t0ken-t0ken-t0ken")
+    client = Client(raise_request_exception=False)
+    for _ in range(5):
+        client.get("/monitoring/fast/")
+    client.get("/monitoring/fail/")
+    client.get("/test/cache/")
+    flush()
+    store = get_store()
+    store.write({Key(0, "/elsewhere/", "GET", "2xx"): _series(7)})  # another worker's flush
+    store.write({}, [Sample("web-9", 4321, time.time(), _sample_data())])
+    text = Client(headers={"Authorization": "Bearer t0ken-t0ken-t0ken"}).get(URL).content.decode()
+    found = samples(text)
+    fast = (("method", "GET"), ("route", "/monitoring/fast/"), ("status", "2xx"))
+    assert found[("django_perf_http_requests_total", fast)] == 5
+    assert found[("django_perf_http_request_duration_seconds_count", fast)] == 5
+    inf = tuple(sorted((*fast, ("le", "+Inf"))))
+    assert found[("django_perf_http_request_duration_seconds_bucket", inf)] == 5
+    other = (("method", "GET"), ("route", "/elsewhere/"), ("status", "2xx"))
+    assert found[("django_perf_http_requests_total", other)] == 7
+    fail = (("method", "GET"), ("route", "/monitoring/fail/"), ("status", "5xx"))
+    assert found[("django_perf_http_requests_total", fail)] == 1
+    assert found[("django_perf_cache_events_total", (("event", "hit"), ("tier", "memory")))] == 3
+    assert found[("django_perf_host_memory_percent", (("host", "web-9"),))] == 41.5
+    assert (
+        found[("django_perf_process_resident_memory_bytes", (("host", "web-9"), ("pid", "4321")))]
+        == 1e8
+    )
+    assert (
+        "django_perf_http_request_duration_5m_seconds",
+        (("quantile", "0.99"), ("route", "/monitoring/fast/")),
+    ) in found
+
+
+def _series(n):
+    series = Series()
+    series.buckets[200] = n
+    series.requests = n
+    series.weight = float(n)
+    series.duration_us = 5000 * n
+    return series
+
+
+def _sample_data():
+    return {
+        "system": {"memory_percent": 41.5, "load": [0.5, 0.4, 0.3]},
+        "process": {"rss": 100_000_000},
+    }

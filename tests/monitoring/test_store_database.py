@@ -1,0 +1,171 @@
+"""The database store: flushes from many writers, merges and rollups that never change a count."""
+
+import json
+import threading
+import time
+
+import pytest
+from django.db import connections
+from django.test import Client
+
+from django_perf.monitoring import flush, stats
+from django_perf.monitoring.models import MetricSeries, SystemSample
+from django_perf.monitoring.series import Key, Series
+from django_perf.monitoring.store import Sample
+from django_perf.monitoring.store.database import DatabaseStore
+
+NOW = 1_800_000_000  # a fixed "now" (on a minute and hour boundary) for the rollup tests
+
+
+def make_series(requests, duration_us=1000, **extra):
+    series = Series()
+    for _ in range(requests):
+        series.buckets[5] = series.buckets.get(5, 0) + 1
+    series.requests = requests
+    series.weight = float(requests)
+    series.duration_us = duration_us * requests
+    series.queries = 2 * requests
+    series.extra.update(extra)
+    return series
+
+
+def counts(store, seconds=3600, now=NOW):
+    return {r.route: r.count for r in stats.route_stats(seconds, now=now, store=store)}
+
+
+@pytest.mark.django_db
+def test_a_flush_moves_the_buffer_into_the_store(recorder):
+    client = Client()
+    for _ in range(3):
+        client.get("/monitoring/fast/")
+    client.get("/no/such/")
+    assert flush() == 4
+    assert len(recorder.buffer) == 0
+    assert flush() == 0  # nothing twice
+    found = {r.route: r for r in stats.route_stats(300)}
+    assert found["/monitoring/fast/"].count == 3
+    assert found["/monitoring/fast/"].status_classes == {"2xx": 3}
+    assert found["<unmatched>"].count == 1
+    assert MetricSeries.objects.filter(resolution=MetricSeries.RAW).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_failed_flush_keeps_the_batch_for_the_next_try(recorder, caplog):
+    Client().get("/monitoring/fast/")
+    broken = DatabaseStore(alias="no-such-database")
+    assert flush(store=broken) == 0
+    assert "Could not flush 1 series" in caplog.text
+    assert len(recorder.buffer) == 1
+    with pytest.raises(Exception, match="no-such-database"):
+        flush(store=broken, strict=True)
+    assert flush() == 1
+    assert counts(DatabaseStore(), 300, time.time()) == {"/monitoring/fast/": 1}
+
+
+@pytest.mark.django_db
+def test_maintenance_merges_raw_rows_without_changing_any_number():
+    store = DatabaseStore()
+    key = Key(NOW - 120, "/a/", "GET", "2xx")
+    for _ in range(5):
+        store.write({key: make_series(2, **{"queries.default": 4})})
+    store.write({Key(NOW - 60, "/b/", "POST", "5xx"): make_series(1)})
+    before = stats.report("1h", now=NOW, store=store)
+    assert store.maintain(now=NOW) is True
+    assert store.maintain(now=NOW) is False  # the lease is held: one pass per interval
+    after = stats.report("1h", now=NOW, store=store)
+    assert before["routes"] == after["routes"]
+    assert after["totals"]["count"] == 11
+    assert after["database"] == {"default": {"queries": 20, "time_ms": 0.0, "avg_query_ms": 0.0}}
+    rows = MetricSeries.objects.values_list("resolution", "route")
+    assert sorted(rows) == [(-1, "/a/"), (-1, "/b/"), (60, "/a/"), (60, "/b/")]
+    # Lifetime totals (for Prometheus counters) add raw rows not merged yet.
+    store.write({key: make_series(1)})
+    totals = {row.key.route: row.series.requests for row in store.read_totals()}
+    assert totals == {"/a/": 11, "/b/": 1}
+    store.maintain(now=NOW, force=True)
+    assert {row.key.route: row.series.requests for row in store.read_totals()} == totals
+
+
+@pytest.mark.django_db
+def test_old_minutes_roll_up_into_hours_and_expire():
+    store = DatabaseStore(minute_retention=3600, hour_retention=86400)
+    old = NOW - 2 * 3600
+    for minute in range(0, 3600, 60):  # one request per minute, two hours ago
+        store.write(
+            {Key(old + minute, "/old/", "GET", "2xx"): make_series(1, duration_us=minute + 64)}
+        )
+    store.write({Key(NOW - 60, "/new/", "GET", "2xx"): make_series(1)})
+    store.maintain(now=NOW, force=True)
+    assert counts(store, 86400) == {"/old/": 60, "/new/": 1}
+    store.maintain(now=NOW, force=True)  # roll-up happens once raw rows are minutes
+    hours = MetricSeries.objects.filter(resolution=MetricSeries.HOUR)
+    assert [(h.start, h.route) for h in hours] == [(old, "/old/")]
+    assert Series.from_payload(json.loads(hours[0].payload)).requests == 60
+    assert counts(store, 86400) == {"/old/": 60, "/new/": 1}
+    [point] = [p for p in stats.time_series(86400, 3600, now=NOW, store=store) if p.count == 60]
+    assert point.start == old
+    store.maintain(now=NOW + 2 * 86400, force=True)
+    assert not MetricSeries.objects.filter(resolution=MetricSeries.HOUR).exists()
+
+
+@pytest.mark.django_db
+def test_system_samples_keep_the_latest_per_process_and_minute():
+    store = DatabaseStore()
+    store.write({}, [Sample("web-1", 10, NOW + 1.0, {"process": {"rss": 1}})])
+    store.write({}, [Sample("web-1", 10, NOW + 2.0, {"process": {"rss": 2}})])
+    store.write({}, [Sample("web-2", 11, NOW + 3.0, {"system": {"cpu_percent": 50.0}})])
+    assert SystemSample.objects.count() == 2
+    hosts = stats.system_stats(60, now=NOW + 30, store=store)
+    assert [h["host"] for h in hosts] == ["web-1", "web-2"]
+    assert hosts[0]["processes"][0]["rss"] == 2
+    assert hosts[1]["system"]["cpu_percent"] == 50.0
+    assert stats.system_stats(10, now=NOW + 300, store=store) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_flushes_and_maintenance_lose_and_double_nothing():
+    """Eight writers and two maintainers at once, each thread on its own connection."""
+    store = DatabaseStore(lease_seconds=0)
+    errors = []
+    key = Key(NOW - 60, "/busy/", "GET", "2xx")
+    written = [0] * 8
+
+    def writer(n):
+        try:
+            for _ in range(25):
+                try:
+                    store.write({key: make_series(n + 1)})
+                    written[n] += n + 1
+                except Exception as error:  # SQLite may refuse a writer under contention
+                    if "locked" not in str(error):
+                        raise
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    def maintainer():
+        try:
+            for _ in range(15):
+                try:
+                    store.maintain(now=NOW)
+                except Exception as error:
+                    if "locked" not in str(error):
+                        raise
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    threads += [threading.Thread(target=maintainer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sum(written) > 0
+    assert counts(store) == {"/busy/": sum(written)}
+    store.maintain(now=NOW, force=True)
+    assert counts(store) == {"/busy/": sum(written)}
+    assert {r.key.route: r.series.requests for r in store.read_totals()} == {"/busy/": sum(written)}

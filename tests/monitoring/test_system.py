@@ -1,0 +1,82 @@
+"""System metrics: psutil samples per host and process, taken in the background, never blocking."""
+
+import os
+import threading
+import time
+
+import psutil
+import pytest
+from django.test import Client
+
+from django_perf.monitoring import stats
+from django_perf.monitoring.flusher import Flusher
+from django_perf.monitoring.system import SystemSampler
+
+
+def test_a_sample_covers_host_and_process():
+    sample = SystemSampler("/").sample()
+    assert sample.pid == os.getpid()
+    assert sample.host
+    system, process = sample.data["system"], sample.data["process"]
+    for key in ("cpu_percent", "memory_total", "memory_percent", "disk_percent", "net_bytes_sent"):
+        assert system[key] is not None, key
+    assert len(system["load"]) == 3
+    assert process["rss"] > 0
+    assert process["threads"] >= 1
+    assert process["open_files"] >= 3
+    assert len(process["gc_collections"]) == 3
+    # The tiered cache's stats() and the pools of django_perf.db.pool_stats() ride along.
+    assert set(sample.data["caches"]["default"]) >= {"memory", "database"}
+    pool = sample.data["db_pools"]["default"]
+    assert pool["kind"] == "database"
+    assert pool["alias"] == "default"
+    assert {"size", "in_use", "idle"} <= set(pool)
+
+
+def test_cpu_percent_is_never_asked_to_wait(monkeypatch):
+    intervals = []
+    real_host, real_process = psutil.cpu_percent, psutil.Process.cpu_percent
+
+    def host(interval=None, percpu=False):
+        intervals.append(interval)
+        return real_host(None, percpu)
+
+    def process(self, interval=None):
+        intervals.append(interval)
+        return real_process(self, None)
+
+    monkeypatch.setattr(psutil, "cpu_percent", host)
+    monkeypatch.setattr(psutil.Process, "cpu_percent", process)
+    sampler = SystemSampler()
+    for _ in range(3):
+        sampler.sample()
+    assert intervals
+    assert set(intervals) == {None}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_samples_are_taken_by_the_flusher_thread_never_in_a_request(perf, monkeypatch):
+    recorder = perf(MONITORING_FLUSH_INTERVAL=0.05, MONITORING_SYSTEM_INTERVAL=0.05)
+    callers = []
+    real = psutil.virtual_memory
+
+    def watched():
+        callers.append(threading.current_thread().name)
+        return real()
+
+    monkeypatch.setattr(psutil, "virtual_memory", watched)
+    flusher = Flusher(recorder)
+    recorder.flusher = flusher
+    flusher.start()
+    try:
+        client = Client()
+        deadline = time.monotonic() + 10
+        while len(callers) < 3 and time.monotonic() < deadline:
+            client.get("/monitoring/fast/")
+    finally:
+        flusher.stop()
+    assert len(callers) >= 3
+    assert set(callers) == {"django-perf-flusher"}
+    [host] = stats.system_stats(60)
+    assert [p["pid"] for p in host["processes"]] == [os.getpid()]
+    assert host["processes"][0]["rss"] > 0
