@@ -109,6 +109,14 @@ class RedisTier:
         """A replica's ``redis.Redis`` when replicas are configured, else the primary's."""
         return self._client.get_client(write=False)
 
+    def connection_pools(self) -> list[Any]:
+        """The redis-py pools behind this tier, one per server URL (primary first)."""
+        factory = self._client.connection_factory
+        return [
+            factory.get_or_create_connection_pool(factory.make_connection_params(url))
+            for url in self._client._server
+        ]
+
     def _script(self, source: str) -> Any:
         script = self._scripts.get(source)
         if script is None:
