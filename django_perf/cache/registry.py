@@ -218,6 +218,8 @@ class Registry:
             if not found:
                 self._by_model.pop(registration.model, None)
             self._resolved = {}
+        if not self._by_model.get(registration.model):
+            disconnect_model(registration.model)
 
     def for_model(self, model: type) -> tuple[Registration, ...]:
         """Registrations of ``model`` and of the models it inherits from (proxy, MTI, abstract)."""
@@ -572,10 +574,21 @@ def connect_model(model: type[models.Model]) -> None:
     if not registry.connected:
         return
     senders = [model] if not model._meta.abstract else []
-    if apps.ready:
+    if apps.models_ready:
         senders = [m for m in apps.get_models() if issubclass(m, model)]
     for sender in senders:
         rows_changed.connect(_rows_changed, sender=sender, dispatch_uid=UID)
+
+
+def disconnect_model(model: type[models.Model]) -> None:
+    """Stop listening to ``rows_changed`` for ``model``'s senders that nothing else registers."""
+    if apps.models_ready:
+        senders = [m for m in apps.get_models() if issubclass(m, model)]
+    else:
+        senders = [model]
+    for sender in senders:
+        if not registry.for_model(sender):
+            rows_changed.disconnect(_rows_changed, sender=sender, dispatch_uid=UID)
 
 
 def connect() -> None:

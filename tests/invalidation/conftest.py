@@ -23,18 +23,23 @@ LAYOUTS = [
 ]
 
 
-def tiers_for(kinds: tuple[str, ...], redis_url: str | None) -> list[dict[str, Any]]:
+def tiers_for(kinds: tuple[Any, ...], redis_url: str | None) -> list[dict[str, Any]]:
+    """Tier dicts for kind names (or dicts with a KIND and options)."""
     tiers: list[dict[str, Any]] = []
     for kind in kinds:
-        if kind == "redis":
+        tier = dict(kind) if isinstance(kind, dict) else {"KIND": kind}
+        if tier["KIND"] == "redis":
             assert redis_url, "a Redis tier needs the redis_url fixture"
-            tiers.append({"KIND": "redis", "LOCATION": redis_url})
-        else:
-            tiers.append({"KIND": kind})
+            tier.setdefault("LOCATION", redis_url)
+        tiers.append(tier)
     return tiers
 
 
-def cache_settings(kinds: tuple[str, ...], redis_url: str | None, location: str, **options: Any):
+def kind_names(kinds: tuple[Any, ...]) -> list[str]:
+    return [kind["KIND"] if isinstance(kind, dict) else kind for kind in kinds]
+
+
+def cache_settings(kinds: tuple[Any, ...], redis_url: str | None, location: str, **options: Any):
     params: dict[str, Any] = {
         "BACKEND": "django_perf.cache.TieredCache",
         "LOCATION": location,
@@ -58,15 +63,16 @@ def configure_cache(settings, request) -> Iterator[ConfigureCache]:
     """
     stores = []
 
-    def configure(*kinds: str, alias: str = "default", location: str | None = None, **options):
-        redis_url = request.getfixturevalue("redis_url") if "redis" in kinds else None
+    def configure(*kinds: Any, alias: str = "default", location: str | None = None, **options):
+        names = kind_names(kinds)
+        redis_url = request.getfixturevalue("redis_url") if "redis" in names else None
         location = location or f"inv-{os.getpid()}-{next(_numbers)}"
         configured = dict(settings.CACHES)
         configured[alias] = cache_settings(kinds, redis_url, location, **options)
         settings.CACHES = configured
         cache = caches[alias]
         stores.append(cache._store)
-        if "redis" in kinds and "memory" in kinds:
+        if "redis" in names and "memory" in names:
             assert cache.wait_for_coherence(10), "the invalidation channel did not come up"
         return cache
 
