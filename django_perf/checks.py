@@ -482,3 +482,28 @@ def check_metrics_endpoint(app_configs: Any = None, **kwargs: Any) -> list[check
             )
         )
     return messages
+
+
+@checks.register()
+def check_dashboard_has_data(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W404: the admin dashboard is installed, but nothing records the requests it shows."""
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.admin"):
+        return []
+    if MIDDLEWARE_PATH in settings.MIDDLEWARE and perf_settings.MONITORING_ENABLED:
+        return []
+    reason = (
+        "DJANGO_PERF['MONITORING_ENABLED'] is False"
+        if MIDDLEWARE_PATH in settings.MIDDLEWARE
+        else f"{MIDDLEWARE_PATH} is not in MIDDLEWARE"
+    )
+    return [
+        checks.Warning(
+            f"The admin's Performance dashboard will stay empty: {reason}, so no request "
+            "is recorded.",
+            hint=f"Put {MIDDLEWARE_PATH} first in MIDDLEWARE and leave monitoring enabled.",
+            obj="settings.MIDDLEWARE",
+            id="django_perf.W404",
+        )
+    ]

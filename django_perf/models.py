@@ -6,6 +6,14 @@ them and ``makemigrations django_perf`` sees them.
 """
 
 from .cache.models import CacheEntry
-from .monitoring.models import MetricSeries, MetricsLease, SystemSample
+from .dashboard.models import Dashboard
+from .monitoring.models import MetricSeries, MetricsLease, SlowRequestLog, SystemSample
 
-__all__ = ["CacheEntry", "MetricSeries", "MetricsLease", "SystemSample"]
+__all__ = [
+    "CacheEntry",
+    "Dashboard",
+    "MetricSeries",
+    "MetricsLease",
+    "SlowRequestLog",
+    "SystemSample",
+]

@@ -45,13 +45,15 @@ def flush(
     with recorder.flush_lock:
         batch = recorder.buffer.take()
         samples = recorder.take_samples()
-        if not batch and not samples:
+        slow = recorder.take_slow()
+        if not batch and not samples and not slow:
             return 0
         try:
-            store.write(batch, samples)
+            store.write(batch, samples, slow)
         except Exception:
             recorder.buffer.put_back(batch)
             recorder.put_back_samples(samples)
+            recorder.put_back_slow(slow)
             if strict or perf_settings.STRICT:
                 raise
             logger.warning(

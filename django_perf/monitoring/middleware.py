@@ -2,17 +2,18 @@
 
 Put it first in ``MIDDLEWARE`` so that it times the other middleware too. Per
 request it records the route (the URL pattern, never the raw path), method,
-status class, duration, request and response bytes, database queries and
-time per alias, and cache hits and misses per tier (read from
-:mod:`django_perf.tally`), into this process's buffer; the flusher moves the
-buffer to the shared store. Slow requests are logged with a breakdown, and
-repeated identical SQL (N+1) is flagged.
+status class and code, duration, request and response bytes, database queries
+(how many per request, and time per alias), and cache hits and misses per tier
+(read from :mod:`django_perf.tally`), into this process's buffer; the flusher
+moves the buffer to the shared store. Slow requests are logged with a
+breakdown and kept in the slow log; repeated identical SQL (N+1) is flagged.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import socket
 from collections.abc import Callable
 from time import perf_counter_ns, time
 from typing import Any
@@ -26,7 +27,8 @@ from ..conf import perf_settings
 from . import queries
 from .queries import QueryLog, RequestTally
 from .recorder import METHODS, STATUS_CLASSES, UNMATCHED_ROUTE, get_recorder
-from .series import Key
+from .series import Key, query_count_name, status_name
+from .store.base import SlowRequest
 from .streaming import CountingAsyncIterator, CountingIterator
 
 __all__ = ["PerformanceMiddleware"]
@@ -40,6 +42,8 @@ Tally = tally_module.Tally
 _tally_var = tally_module._current
 _new_tally = Tally.__new__  # a tally without running its Python __init__ (set default_factory)
 NEVER = 1 << 62  # "no slow threshold", as a number the hot path can compare with
+HOST = socket.gethostname()
+MAX_PATH = 500  # characters of a slow request's path kept in the slow log
 
 
 class PerformanceMiddleware:
@@ -190,7 +194,7 @@ class PerformanceMiddleware:
         extra: list[tuple[str, float]] | None = None
         n_plus_one: list[tuple[str, int]] = []
         if log.count:
-            extra = []
+            extra = [(query_count_name(log.count), 1)]
             for alias, (n, ns) in log.by_alias.items():
                 extra.append(("queries." + alias, n))
                 extra.append(("query_us." + alias, ns // 1000))
@@ -202,6 +206,12 @@ class PerformanceMiddleware:
             for name, value in tally.items():
                 if name.startswith("cache.") and name.count(".") == 2:
                     extra.append((name, value))
+        if status != 200:
+            code = status_name(status)
+            if code is not None:
+                if extra is None:
+                    extra = []
+                extra.append((code, 1))
         slow = elapsed_ns > self.slow_ns
         key = (
             now - now % 60,
@@ -222,9 +232,27 @@ class PerformanceMiddleware:
             extra or (),
         )
         if slow:
+            message = slow_request_message(
+                Key._make(key), status, elapsed_ns, log, tally, n_plus_one
+            )
             logger.warning(
-                slow_request_message(Key._make(key), status, elapsed_ns, log, tally, n_plus_one),
+                message,
                 extra={"route": route, "duration_ms": elapsed_ns / 1e6, "status_code": status},
+            )
+            recorder.add_slow(
+                SlowRequest(
+                    at=time(),
+                    route=route,
+                    method=key[2],
+                    status=status,
+                    path=request.path[:MAX_PATH],
+                    duration_ms=round(elapsed_ns / 1e6, 3),
+                    queries=log.count,
+                    db_ms=round(log.ns / 1e6, 3),
+                    host=HOST,
+                    pid=recorder.pid,
+                    message=message,
+                )
             )
 
 

@@ -69,3 +69,19 @@ class MetricsLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.holder} until {self.until})"
+
+
+class SlowRequestLog(models.Model):
+    """One slow request (``MONITORING_SLOW_REQUEST_MS``): the slow log the admin page shows."""
+
+    at = models.FloatField(help_text="When the request ended, Unix seconds.")
+    route = models.CharField(max_length=255)
+    duration_ms = models.FloatField()
+    payload = models.TextField(help_text="JSON: the SlowRequest fields.")
+
+    class Meta:
+        app_label = "django_perf"
+        indexes = [models.Index(fields=["route", "at"], name="django_perf_slow_route_at")]
+
+    def __str__(self) -> str:
+        return f"{self.route} {self.duration_ms:.1f} ms @{self.at}"

@@ -25,7 +25,7 @@ from ..conf import perf_settings
 from .histogram import Histogram
 from .store import MetricsStore, get_store
 
-__all__ = ["LATENCY_BUCKETS", "StoreCollector", "metrics_view"]
+__all__ = ["LATENCY_BUCKETS", "PERMISSION", "StoreCollector", "metrics_view"]
 
 # Seconds, as Prometheus clients use by default (plus 2.5 s).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

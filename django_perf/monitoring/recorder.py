@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..conf import perf_settings
@@ -17,9 +18,11 @@ from .buffer import OTHER_ROUTE, Buffer
 
 if TYPE_CHECKING:
     from .flusher import Flusher
-    from .store import Sample
+    from .store import Sample, SlowRequest
 
 __all__ = ["METHODS", "STATUS_CLASSES", "UNMATCHED_ROUTE", "Recorder", "get_recorder"]
+
+SLOW_BUFFER = 100  # slow requests held between two flushes; older ones are dropped
 
 UNMATCHED_ROUTE = "<unmatched>"
 METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")}
@@ -45,6 +48,7 @@ class Recorder:
         self.flusher: Flusher | None = None
         self.flush_lock = threading.Lock()
         self.samples: list[Sample] = []  # the latest system sample, until flushed
+        self.slow: deque[SlowRequest] = deque(maxlen=SLOW_BUFFER)  # until flushed
         self._lock = threading.Lock()
 
     def add_sample(self, sample: Sample) -> None:
@@ -58,6 +62,26 @@ class Recorder:
     def put_back_samples(self, samples: list[Sample]) -> None:
         if not self.samples:
             self.samples = samples[-1:]
+
+    def add_slow(self, request: SlowRequest) -> None:
+        """Keep a slow request for the next flush (the latest :data:`SLOW_BUFFER`: bounded)."""
+        self.slow.append(request)
+
+    def take_slow(self) -> list[SlowRequest]:
+        taken = []
+        while self.slow:
+            try:
+                taken.append(self.slow.popleft())
+            except IndexError:  # emptied by another thread meanwhile
+                break
+        return taken
+
+    def put_back_slow(self, requests: list[SlowRequest]) -> None:
+        """Return requests whose flush failed, ahead of newer ones; the oldest go if full."""
+        for request in reversed(requests):
+            if len(self.slow) >= SLOW_BUFFER:
+                break
+            self.slow.appendleft(request)
 
     def label(self, route: str) -> str:
         """``route`` if it is known or there is room for it, else ``<other>`` (bounded labels)."""

@@ -8,12 +8,20 @@ stores keep: ``{"h": {bucket: count}, "s": {name: sum}}``.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from .histogram import Histogram
 
-__all__ = ["SUMS", "Key", "Series"]
+__all__ = [
+    "QUERY_COUNT_BOUNDS",
+    "SUMS",
+    "Key",
+    "Series",
+    "query_count_name",
+    "status_name",
+]
 
 
 class Key(NamedTuple):
@@ -37,7 +45,26 @@ SUMS = {
     "slow": "requests slower than MONITORING_SLOW_REQUEST_MS",
     "n_plus_one": "requests flagged as N+1 (repeated identical SQL)",
 }
-# Other sums are named "queries.<alias>", "query_us.<alias>", "cache.<tier>.<event>".
+# Other sums are named "queries.<alias>", "query_us.<alias>", "cache.<tier>.<event>",
+# "qcount.<bound>" (requests that ran up to <bound> queries, and more than the bound
+# before it; "qcount.inf" past the last bound; requests with no query are not counted
+# here: they are ``requests`` minus the qcount sums) and "status.<code>" (requests
+# answered with that exact status; 200 is not counted: it is the 2xx series' requests
+# minus its other status sums). Both count recorded requests, like ``requests``.
+QUERY_COUNT_BOUNDS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
+_QUERY_COUNT_NAMES = (*(f"qcount.{b}" for b in QUERY_COUNT_BOUNDS), "qcount.inf")
+_STATUS_NAMES = {status: f"status.{status}" for status in range(100, 600)}
+
+
+def query_count_name(queries: int) -> str:
+    """The sum that counts a request which ran ``queries`` (> 0) database queries."""
+    return _QUERY_COUNT_NAMES[bisect_left(QUERY_COUNT_BOUNDS, queries)]
+
+
+def status_name(status: int) -> str | None:
+    """The sum that counts a request answered with ``status`` (None for 200 and odd codes)."""
+    return None if status == 200 else _STATUS_NAMES.get(status)
+
 
 _FIXED = tuple(SUMS)
 

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .histogram import Histogram
-from .series import Series
-from .store import MetricsStore, Row, Sample, get_store
+from .series import QUERY_COUNT_BOUNDS, Series
+from .store import MetricsStore, Row, Sample, SlowRequest, get_store
 
 __all__ = [
     "SCHEMA",
@@ -28,9 +28,17 @@ __all__ = [
     "RouteStats",
     "cache_stats",
     "database_stats",
+    "latency_histogram",
+    "memory_series",
+    "overall",
     "parse_window",
+    "pool_usage",
+    "query_count_distribution",
+    "read",
     "report",
     "route_stats",
+    "slow_requests",
+    "status_codes",
     "system_stats",
     "time_series",
 ]
@@ -165,7 +173,7 @@ def overall(rows: Iterable[Row], seconds: int) -> RouteStats:
 
 @dataclass
 class Point:
-    """One step of a time series."""
+    """One step of a time series (``hit_ratio``: cache hits / lookups per tier, in the step)."""
 
     start: int
     count: int
@@ -174,6 +182,7 @@ class Point:
     p95_ms: float | None
     p99_ms: float | None
     avg_queries: float | None
+    hit_ratio: dict[str, float | None] = field(default_factory=dict)
 
 
 def time_series(
@@ -183,32 +192,210 @@ def time_series(
     route: str | None = None,
     now: float | None = None,
     store: MetricsStore | None = None,
+    rows: Iterable[Row] | None = None,
 ) -> list[Point]:
     """The last ``seconds`` in steps of ``step`` seconds (empty steps included, oldest first).
 
-    Steps finer than the stored resolution (an hour, for data older than
-    ``MONITORING_MINUTE_RETENTION``) show that data in the step its hour starts in.
+    Steps finer than the stored resolution (an hour, for windows over six hours
+    and for data older than ``MONITORING_MINUTE_RETENTION``) show that data in the
+    step its hour starts in. Pass ``rows`` (from :func:`read` of the same window)
+    to reuse a read.
     """
     if step < 60 or step % 60:
         raise ValueError(f"step must be a whole number of minutes in seconds, not {step!r}")
-    rows = read(seconds, route=route, now=now, store=store)
+    if rows is None:
+        rows = read(seconds, route=route, now=now, store=store)
     since, until = _window(seconds, now)
     first = since - since % step
-    accs: dict[int, _Accumulator] = {}
+    slots: dict[int, list[Row]] = {}
     for row in rows:
         slot = max(row.key.start, first)
-        accs.setdefault(slot - slot % step, _Accumulator()).add(row)
+        slots.setdefault(slot - slot % step, []).append(row)
     points = []
     for start in range(first, until, step):
-        acc = accs.get(start)
-        if acc is None:
+        in_step = slots.get(start)
+        if not in_step:
             points.append(Point(start, 0, 0.0, None, None, None, None))
             continue
+        acc = _Accumulator()
+        for row in in_step:
+            acc.add(row)
         r = acc.result("", step)
+        ratios = {tier: c["hit_ratio"] for tier, c in cache_stats(in_step).items()}
         points.append(
-            Point(start, r.count, r.error_rate, r.p50_ms, r.p95_ms, r.p99_ms, r.avg_queries)
+            Point(start, r.count, r.error_rate, r.p50_ms, r.p95_ms, r.p99_ms, r.avg_queries, ratios)
         )
     return points
+
+
+def memory_series(
+    seconds: int,
+    step: int = 60,
+    *,
+    now: float | None = None,
+    store: MetricsStore | None = None,
+) -> dict[str, list[float | None]]:
+    """Resident memory of all processes, per host and step (bytes; None where unsampled).
+
+    Each step adds up the latest sample of each process taken in it. Samples are
+    kept ``MONITORING_MINUTE_RETENTION`` seconds, so older steps are None.
+    """
+    since, until = _window(seconds, now)
+    first = since - since % step
+    starts = range(first, until, step)
+    latest: dict[tuple[int, str, int], float] = {}
+    for sample in (store or get_store()).read_sample_history(since, until):
+        rss = sample.data.get("process", {}).get("rss")
+        if rss is not None:
+            slot = int(sample.taken_at) - int(sample.taken_at) % step
+            latest[(max(slot, first), sample.host, sample.pid)] = rss  # oldest first: latest wins
+    hosts: dict[str, list[float | None]] = {}
+    index = {start: i for i, start in enumerate(starts)}
+    for (slot, host, _), rss in latest.items():
+        values = hosts.setdefault(host, [None] * len(starts))
+        i = index.get(slot)
+        if i is not None:
+            values[i] = (values[i] or 0) + rss
+    return dict(sorted(hosts.items()))
+
+
+# Latency bins for display (milliseconds): the upper bound of each, the last open-ended.
+LATENCY_BINS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+def _scale(row: Row) -> float:
+    """How many requests one recorded request of ``row`` stands for (1 / sample rate)."""
+    series = row.series
+    return series.weight / series.requests if series.requests else 0.0
+
+
+def latency_histogram(
+    rows: Iterable[Row], bounds_ms: Iterable[float] = LATENCY_BINS_MS
+) -> list[dict[str, Any]]:
+    """Requests per latency bin: ``{"label", "upper_ms", "count"}`` (the last bin open-ended)."""
+    bounds = sorted(bounds_ms)
+    totals = [0.0] * (len(bounds) + 1)
+    for row in rows:
+        scale = _scale(row)
+        below = 0
+        cumulative = Histogram(row.series.buckets).cumulative([b * 1000 for b in bounds])
+        for i, (_, seen) in enumerate(cumulative):
+            totals[i] += (seen - below) * scale
+            below = seen
+        totals[-1] += (row.series.requests - below) * scale
+    bins = []
+    lower = 0.0
+    for upper, count in zip([*bounds, None], totals, strict=True):
+        label = f"{_num(lower)}-{_num(upper)} ms" if upper is not None else f">{_num(lower)} ms"
+        bins.append({"label": label, "upper_ms": upper, "count": round(count)})
+        lower = upper or lower
+    return bins
+
+
+def query_count_distribution(rows: Iterable[Row]) -> list[dict[str, Any]]:
+    """Requests by how many database queries each ran: ``{"label", "upper", "count"}``.
+
+    Bins are 0, then up to each of :data:`~.series.QUERY_COUNT_BOUNDS`, then more.
+    """
+    bounds = QUERY_COUNT_BOUNDS
+    totals = [0.0] * (len(bounds) + 2)  # 0 queries, each bound, more
+    for row in rows:
+        scale = _scale(row)
+        counted = 0.0
+        for name, value in row.series.extra.items():
+            if name.startswith("qcount."):
+                bound = name[len("qcount.") :]
+                i = len(bounds) + 1 if bound == "inf" else bounds.index(int(bound)) + 1
+                totals[i] += value * scale
+                counted += value
+        totals[0] += max(row.series.requests - counted, 0) * scale
+    bins = [{"label": "0", "upper": 0, "count": round(totals[0])}]
+    lower = 0
+    for i, upper in enumerate(bounds, start=1):
+        label = str(upper) if upper == lower + 1 else f"{lower + 1}-{upper}"
+        bins.append({"label": label, "upper": upper, "count": round(totals[i])})
+        lower = upper
+    bins.append({"label": f">{lower}", "upper": None, "count": round(totals[-1])})
+    return bins
+
+
+def status_codes(rows: Iterable[Row]) -> dict[str, int]:
+    """Requests per exact status code (``"200"``, ``"404"``, ...), most frequent first."""
+    codes: dict[str, float] = {}
+    for row in rows:
+        scale = _scale(row)
+        others = 0.0
+        for name, value in row.series.extra.items():
+            if name.startswith("status."):
+                code = name[len("status.") :]
+                codes[code] = codes.get(code, 0) + value * scale
+                if code.startswith("2"):
+                    others += value
+        if row.key.status == "2xx":
+            ok = (row.series.requests - others) * scale
+            if ok > 0:
+                codes["200"] = codes.get("200", 0) + ok
+    counted = {code: round(n) for code, n in codes.items() if round(n)}
+    return dict(sorted(counted.items(), key=lambda item: (-item[1], item[0])))
+
+
+def slow_requests(
+    seconds: int,
+    *,
+    route: str | None = None,
+    limit: int = 20,
+    now: float | None = None,
+    store: MetricsStore | None = None,
+) -> list[SlowRequest]:
+    """The slowest requests of the last ``seconds`` in the slow log (one route, or all)."""
+    since, _ = _window(seconds, now)
+    found = (store or get_store()).read_slow(since, route)
+    return sorted(found, key=lambda r: -r.duration_ms)[:limit]
+
+
+def pool_usage(hosts: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Pools summed over every sampled process: ``{"database"|"redis": {alias: numbers}}``.
+
+    ``hosts`` is :func:`system_stats`'s result. Numbers: ``in_use`` and ``size``
+    (connections open), ``max_size`` (None when any process's pool has no limit
+    or does not say), ``waiting``, ``errors`` and ``processes`` (how many processes
+    reported the pool).
+    """
+    found: dict[str, dict[str, dict[str, Any]]] = {"database": {}, "redis": {}}
+    for host in hosts:
+        for process in host["processes"]:
+            for kind, key in (("database", "db_pools"), ("redis", "redis_pools")):
+                for alias, pool in (process.get(key) or {}).items():
+                    if not isinstance(pool, dict) or "error" in pool:
+                        continue
+                    total = found[kind].setdefault(
+                        alias,
+                        {"in_use": 0, "size": 0, "max_size": 0, "waiting": 0, "errors": 0,
+                         "processes": 0},
+                    )  # fmt: skip
+                    total["processes"] += 1
+                    total["in_use"] += _int(pool.get("in_use"))
+                    total["size"] += _int(pool.get("size", pool.get("created")))
+                    total["waiting"] += _int(pool.get("waiting"))
+                    total["errors"] += _int(pool.get("errors"))
+                    limit = pool.get("max_size", pool.get("max_connections"))
+                    if total["max_size"] is not None and _is_count(limit) and limit < 2**31:
+                        total["max_size"] += limit
+                    else:
+                        total["max_size"] = None
+    return found
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _int(value: Any) -> int:
+    return int(value) if _is_count(value) else 0
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
 
 
 def cache_stats(rows: Iterable[Row]) -> dict[str, dict[str, Any]]:

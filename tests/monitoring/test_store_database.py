@@ -77,7 +77,14 @@ def test_maintenance_merges_raw_rows_without_changing_any_number():
     assert after["totals"]["count"] == 11
     assert after["database"] == {"default": {"queries": 20, "time_ms": 0.0, "avg_query_ms": 0.0}}
     rows = MetricSeries.objects.values_list("resolution", "route")
-    assert sorted(rows) == [(-1, "/a/"), (-1, "/b/"), (60, "/a/"), (60, "/b/")]
+    assert sorted(rows) == [
+        (-1, "/a/"),
+        (-1, "/b/"),
+        (60, "/a/"),
+        (60, "/b/"),
+        (3600, "/a/"),
+        (3600, "/b/"),
+    ]
     # Lifetime totals (for Prometheus counters) add raw rows not merged yet.
     store.write({key: make_series(1)})
     totals = {row.key.route: row.series.requests for row in store.read_totals()}
@@ -95,17 +102,57 @@ def test_old_minutes_roll_up_into_hours_and_expire():
             {Key(old + minute, "/old/", "GET", "2xx"): make_series(1, duration_us=minute + 64)}
         )
     store.write({Key(NOW - 60, "/new/", "GET", "2xx"): make_series(1)})
-    store.maintain(now=NOW, force=True)
+    store.maintain(now=NOW, force=True)  # raw rows become minutes, hours and totals at once
     assert counts(store, 86400) == {"/old/": 60, "/new/": 1}
-    store.maintain(now=NOW, force=True)  # roll-up happens once raw rows are minutes
-    hours = MetricSeries.objects.filter(resolution=MetricSeries.HOUR)
-    assert [(h.start, h.route) for h in hours] == [(old, "/old/")]
+    store.maintain(now=NOW, force=True)  # minutes past retention go: their hour holds them
+    minutes = MetricSeries.objects.filter(resolution=MetricSeries.MINUTE)
+    assert [(m.start, m.route) for m in minutes] == [(NOW - 60, "/new/")]
+    hours = MetricSeries.objects.filter(resolution=MetricSeries.HOUR).order_by("start")
+    assert [(h.start, h.route) for h in hours] == [(old, "/old/"), (NOW - 3600, "/new/")]
     assert Series.from_payload(json.loads(hours[0].payload)).requests == 60
     assert counts(store, 86400) == {"/old/": 60, "/new/": 1}
     [point] = [p for p in stats.time_series(86400, 3600, now=NOW, store=store) if p.count == 60]
     assert point.start == old
     store.maintain(now=NOW + 2 * 86400, force=True)
     assert not MetricSeries.objects.filter(resolution=MetricSeries.HOUR).exists()
+
+
+@pytest.mark.django_db
+def test_long_windows_read_hours_inside_and_minutes_at_the_edges():
+    """A day reads about 30 times fewer rows per hour than per minute, and the same counts."""
+    store = DatabaseStore(minute_retention=2 * 86400)
+    now = int(time.time())
+    now -= now % 3600
+    # One request every 7 minutes for 30 hours, up to 10 minutes past the current hour.
+    starts = [t - t % 60 for t in range(now - 30 * 3600 + 35 * 60, now + 600, 7 * 60)]
+    for start in starts:
+        store.write({Key(start, "/a/", "GET", "2xx"): make_series(1)})
+    store.write({Key(now - 120, "/raw/", "GET", "2xx"): make_series(1)})
+    store.maintain(force=True)
+    store.write({Key(now + 60, "/raw/", "GET", "2xx"): make_series(1)})  # not merged yet
+
+    for since, until in [
+        (now - 86400 + 1234, now + 601),  # edges inside hours at both ends
+        (now - 7 * 3600, now),  # on hour boundaries
+        (now - 25 * 3600 - 59, now - 3 * 3600 + 61),
+    ]:
+        rows = store.read(since, until)
+        found = {}
+        for row in rows:
+            found[row.key.route] = found.get(row.key.route, 0) + row.series.requests
+        assert found.get("/a/", 0) == sum(1 for t in starts if since <= t < until)
+        assert found.get("/raw/", 0) == sum(1 for t in (now - 120, now + 60) if since <= t < until)
+        assert MetricSeries.HOUR in {row.resolution for row in rows}
+        assert len(rows) < (until - since) / 7 / 60 / 3  # far fewer rows than requests
+    short = store.read(now - 3600, now + 601)
+    assert {row.resolution for row in short} <= {MetricSeries.RAW, MetricSeries.MINUTE}
+
+    # Past minute retention the first edge reads its whole hour: the window reaches back.
+    store = DatabaseStore(minute_retention=3600)
+    store.maintain(now=now + 3600, force=True)  # drops the minutes older than `now`
+    since = now - 5 * 3600 - 600  # ten minutes before an hour boundary
+    found = sum(row.series.requests for row in store.read(since, now) if row.key.route == "/a/")
+    assert found == sum(1 for t in starts if now - 6 * 3600 <= t < now)
 
 
 @pytest.mark.django_db

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 from ...conf import perf_settings
-from .base import MetricsStore, Row, Sample
+from .base import MetricsStore, Row, Sample, SlowRequest
 
-__all__ = ["MetricsStore", "Row", "Sample", "get_store"]
+__all__ = ["MetricsStore", "Row", "Sample", "SlowRequest", "get_store"]
 
 _stores: dict[tuple, MetricsStore] = {}
 _lock = threading.Lock()

@@ -4,11 +4,17 @@ Workers only INSERT raw rows (one per series per flush), so flushes from any
 number of processes never wait on each other or lose an increment. A
 maintenance pass, serialized by a lease row that it updates first in its
 transaction (a row lock on PostgreSQL, the write lock on SQLite), then merges
-raw rows into minute rows and the lifetime totals, rolls minutes past
-``MONITORING_MINUTE_RETENTION`` up into hours, and deletes hours past
-``MONITORING_HOUR_RETENTION``. Every move happens in one transaction, and
-readers read all resolutions in one statement, so a request is always counted
-exactly once, whichever side of a merge a reader lands on.
+raw rows into minute rows, hour rows and the lifetime totals (the same three
+ways the Redis store writes), deletes minutes past
+``MONITORING_MINUTE_RETENTION`` and hours past ``MONITORING_HOUR_RETENTION``.
+Every move happens in one transaction, and readers read all resolutions in one
+statement, so a request is always counted exactly once, whichever side of a
+merge a reader lands on.
+
+Windows up to six hours read minutes; longer ones read the hours inside the
+window and minutes at its edges (about 30 times fewer rows for a day), as the
+Redis store does. The slow-request log is a table of its own, trimmed by the
+same maintenance pass.
 """
 
 from __future__ import annotations
@@ -20,16 +26,17 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q, Subquery
 
-from ..models import MetricSeries, MetricsLease, SystemSample
+from ..models import MetricSeries, MetricsLease, SlowRequestLog, SystemSample
 from ..series import Key, Series
-from .base import MetricsStore, Row, Sample
+from .base import SLOW_LOG_MAX, SLOW_LOG_PER_ROUTE, MetricsStore, Row, Sample, SlowRequest
 
 __all__ = ["DatabaseStore"]
 
 LEASE = "maintain"
 MAX_ROWS_PER_PASS = 20_000
+MINUTE_WINDOW_LIMIT = 6 * 3600  # longer windows read whole hours from the hour rows
 
 
 def _dumps(series: Series) -> str:
@@ -63,7 +70,12 @@ class DatabaseStore(MetricsStore):
 
     # --- writing ------------------------------------------------------------------
 
-    def write(self, batch: Mapping[Key, Series], samples: Sequence[Sample] = ()) -> None:
+    def write(
+        self,
+        batch: Mapping[Key, Series],
+        samples: Sequence[Sample] = (),
+        slow: Sequence[SlowRequest] = (),
+    ) -> None:
         rows = [
             MetricSeries(
                 resolution=MetricSeries.RAW,
@@ -85,11 +97,19 @@ class DatabaseStore(MetricsStore):
             )
             for s in samples
         ]
-        if not rows and not sample_rows:
+        slow_rows = [
+            SlowRequestLog(
+                at=r.at, route=_label(r.route), duration_ms=r.duration_ms, payload=r.to_json()
+            )
+            for r in slow
+        ]
+        if not rows and not sample_rows and not slow_rows:
             return
         with transaction.atomic(using=self.alias):
             if rows:
                 MetricSeries.objects.using(self.alias).bulk_create(rows, batch_size=500)
+            if slow_rows:
+                SlowRequestLog.objects.using(self.alias).bulk_create(slow_rows, batch_size=500)
             if sample_rows:
                 SystemSample.objects.using(self.alias).bulk_create(
                     sample_rows,
@@ -101,12 +121,39 @@ class DatabaseStore(MetricsStore):
     # --- reading ------------------------------------------------------------------
 
     def read(self, since: int, until: int, route: str | None = None) -> list[Row]:
-        fine = Q(resolution__in=(MetricSeries.RAW, MetricSeries.MINUTE), start__gte=since)
-        coarse = Q(resolution=MetricSeries.HOUR, start__gt=since - MetricSeries.HOUR)
-        query = MetricSeries.objects.using(self.alias).filter(fine | coarse, start__lt=until)
+        query = MetricSeries.objects.using(self.alias).filter(self._covering(since, until))
         if route is not None:
             query = query.filter(route=route)
         return list(self._rows(query))
+
+    def _covering(self, since: int, until: int, now: float | None = None) -> Q:
+        """Rows that count every request of ``[since, until)`` once (see the module docstring).
+
+        Raw rows are read wherever they fall: they are in no minute or hour yet.
+        Minutes at or after ``now - minute_retention`` are all still kept (maintenance
+        deletes only older ones); an edge older than that reads its whole hour instead,
+        so the window's first hour may reach before ``since``.
+        """
+        raw, minute, hour = MetricSeries.RAW, MetricSeries.MINUTE, MetricSeries.HOUR
+        oldest_minute = int(time.time() if now is None else now) - self.minute_retention
+        first_minute = since - since % 60
+        if until - since <= MINUTE_WINDOW_LIMIT and first_minute >= oldest_minute:
+            return Q(resolution__in=(raw, minute), start__gte=since, start__lt=until)
+        first_hour = since + (-since) % hour
+        last_hour = max(until - until % hour, first_hour)
+        covering = Q(resolution=raw, start__gte=since, start__lt=until)
+        covering |= Q(resolution=hour, start__gte=first_hour, start__lt=last_hour)
+        if first_minute >= oldest_minute:
+            covering |= Q(resolution=minute, start__gte=since, start__lt=min(first_hour, until))
+        elif since < first_hour:
+            covering |= Q(resolution=hour, start=first_hour - hour)
+        trailing = max(last_hour, since)
+        if trailing < until:
+            if trailing - trailing % 60 >= oldest_minute:
+                covering |= Q(resolution=minute, start__gte=trailing, start__lt=until)
+            else:
+                covering |= Q(resolution=hour, start=last_hour)
+        return covering
 
     def read_totals(self) -> list[Row]:
         # Totals and the raw rows not yet merged into them, in one statement (one snapshot).
@@ -131,6 +178,24 @@ class DatabaseStore(MetricsStore):
                 latest[(sample.host, sample.pid)] = sample
         return list(latest.values())
 
+    def read_sample_history(self, since: int, until: int) -> list[Sample]:
+        query = SystemSample.objects.using(self.alias).filter(
+            start__gte=since - since % 60, start__lt=until
+        )
+        samples = []
+        for payload in query.order_by("taken_at").values_list("payload", flat=True):
+            sample = Sample.from_json(payload)
+            if since <= sample.taken_at < until:
+                samples.append(sample)
+        return samples
+
+    def read_slow(self, since: float, route: str | None = None) -> list[SlowRequest]:
+        query = SlowRequestLog.objects.using(self.alias).filter(at__gte=since)
+        if route is not None:
+            query = query.filter(route=_label(route))
+        payloads = query.order_by("-at").values_list("payload", flat=True)
+        return [SlowRequest.from_json(payload) for payload in payloads[:SLOW_LOG_MAX]]
+
     @staticmethod
     def _rows(query) -> Iterable[Row]:
         fields = ("resolution", "start", "route", "method", "status", "payload")
@@ -153,7 +218,7 @@ class DatabaseStore(MetricsStore):
             if not claim.update(until=now + self.lease_seconds, holder=self.holder):
                 return False
             self._merge_raw()
-            self._roll_up(int(now))
+            self._drop_old_minutes(int(now))
             self._expire(int(now))
         return True
 
@@ -167,31 +232,28 @@ class DatabaseStore(MetricsStore):
         if not raw:
             return
         minutes: dict[Key, Series] = {}
+        hours: dict[Key, Series] = {}
         totals: dict[Key, Series] = {}
         for _, start, route, method, status, payload in raw:
-            series = Series.from_payload(json.loads(payload))
-            _add(minutes, Key(start - start % 60, route, method, status), series)
-            _add(totals, Key(0, route, method, status), Series.from_payload(json.loads(payload)))
+            data = json.loads(payload)
+            _add(minutes, Key(start - start % 60, route, method, status), Series.from_payload(data))
+            _add(hours, Key(start - start % 3600, route, method, status), Series.from_payload(data))
+            _add(totals, Key(0, route, method, status), Series.from_payload(data))
         self._fold_into(MetricSeries.MINUTE, minutes)
+        self._fold_into(MetricSeries.HOUR, hours)
         self._fold_into(MetricSeries.TOTAL, totals)
         self._delete([row[0] for row in raw])
 
-    def _roll_up(self, now: int) -> None:
+    def _drop_old_minutes(self, now: int) -> None:
+        """Delete minutes past retention: their hours already hold them (merged from raw)."""
         cutoff = now - self.minute_retention
         objects = MetricSeries.objects.using(self.alias)
         old = list(
             objects.filter(resolution=MetricSeries.MINUTE, start__lt=cutoff)
             .order_by("id")
-            .values_list("id", "start", "route", "method", "status", "payload")[:MAX_ROWS_PER_PASS]
+            .values_list("id", flat=True)[:MAX_ROWS_PER_PASS]
         )
-        if not old:
-            return
-        hours: dict[Key, Series] = {}
-        for _, start, route, method, status, payload in old:
-            key = Key(start - start % 3600, route, method, status)
-            _add(hours, key, Series.from_payload(json.loads(payload)))
-        self._fold_into(MetricSeries.HOUR, hours)
-        self._delete([row[0] for row in old])
+        self._delete(old)
 
     def _expire(self, now: int) -> None:
         MetricSeries.objects.using(self.alias).filter(
@@ -200,6 +262,25 @@ class DatabaseStore(MetricsStore):
         SystemSample.objects.using(self.alias).filter(
             start__lt=now - self.minute_retention
         ).delete()
+        self._trim_slow_log(now)
+
+    def _trim_slow_log(self, now: int) -> None:
+        """Keep the slow log within retention, SLOW_LOG_PER_ROUTE per route and SLOW_LOG_MAX."""
+        log = SlowRequestLog.objects.using(self.alias)
+        log.filter(at__lt=now - self.minute_retention).delete()
+        newest = log.order_by("-id").values_list("id", flat=True)
+        cut = list(newest[SLOW_LOG_MAX : SLOW_LOG_MAX + 1])
+        if cut:
+            log.filter(id__lte=cut[0]).delete()
+        crowded = (
+            log.values("route")
+            .annotate(n=Count("id"))
+            .filter(n__gt=SLOW_LOG_PER_ROUTE)
+            .values_list("route", flat=True)
+        )
+        for route in list(crowded):
+            keep = newest.filter(route=route)[SLOW_LOG_PER_ROUTE - 1 : SLOW_LOG_PER_ROUTE]
+            log.filter(route=route, id__lt=Subquery(keep)).delete()
 
     def _fold_into(self, resolution: int, merged: dict[Key, Series]) -> None:
         """Add ``merged`` to the rows at ``resolution``: read, delete and rewrite them."""
@@ -239,6 +320,7 @@ class DatabaseStore(MetricsStore):
         with transaction.atomic(using=self.alias):
             MetricSeries.objects.using(self.alias).all().delete()
             SystemSample.objects.using(self.alias).all().delete()
+            SlowRequestLog.objects.using(self.alias).all().delete()
 
 
 def _add(target: dict[Key, Series], key: Key, series: Series) -> None:

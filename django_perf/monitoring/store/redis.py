@@ -13,6 +13,8 @@ Keys (``<p>`` is ``MONITORING_REDIS_PREFIX``)::
     <p>:h:<hour start>     hash  same fields
     <p>:total              hash  same fields, no expiry
     <p>:sys:<minute start> hash  "<host>\\x1f<pid>" -> JSON sample
+    <p>:slow:<route>       list  JSON slow requests, newest first (trimmed per route)
+    <p>:slow               zset  route -> time of its latest slow request (the routes' index)
 
 Values are plain numbers and JSON: nothing is ever unpickled.
 """
@@ -25,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..series import SUMS, Key, Series
-from .base import MetricsStore, Row, Sample
+from .base import SLOW_LOG_MAX, SLOW_LOG_PER_ROUTE, MetricsStore, Row, Sample, SlowRequest
 
 __all__ = ["RedisStore"]
 
@@ -89,8 +91,13 @@ class RedisStore(MetricsStore):
 
     # --- writing ------------------------------------------------------------------
 
-    def write(self, batch: Mapping[Key, Series], samples: Sequence[Sample] = ()) -> None:
-        if not batch and not samples:
+    def write(
+        self,
+        batch: Mapping[Key, Series],
+        samples: Sequence[Sample] = (),
+        slow: Sequence[SlowRequest] = (),
+    ) -> None:
+        if not batch and not samples and not slow:
             return
         # One script call per minute: the fields are sent once and added to the minute's
         # hash, the hour's hash and the totals inside Redis (fewer, smaller commands).
@@ -131,6 +138,20 @@ class RedisStore(MetricsStore):
             name = f"{self.prefix}:sys:{minute}"
             pipe.hset(name, f"{sample.host}{SEP}{sample.pid}", sample.to_json())
             pipe.expireat(name, minute + 60 + self.minute_retention)
+        if slow:
+            index = f"{self.prefix}:slow"
+            routes: dict[str, float] = {}
+            for request in slow:
+                name = f"{self.prefix}:slow:{request.route}"
+                pipe.lpush(name, request.to_json())
+                routes[request.route] = max(routes.get(request.route, 0.0), request.at)
+            for route in routes:
+                name = f"{self.prefix}:slow:{route}"
+                pipe.ltrim(name, 0, SLOW_LOG_PER_ROUTE - 1)
+                pipe.expire(name, self.minute_retention)
+            pipe.zadd(index, routes)
+            pipe.zremrangebyscore(index, "-inf", time.time() - self.minute_retention)
+            pipe.expire(index, self.minute_retention)
         pipe.execute()
 
     @property
@@ -194,6 +215,39 @@ class RedisStore(MetricsStore):
                     if current is None or current.taken_at < sample.taken_at:
                         latest[(sample.host, sample.pid)] = sample
         return list(latest.values())
+
+    def read_sample_history(self, since: int, until: int) -> list[Sample]:
+        oldest = int(time.time()) - self.minute_retention - 60
+        first = max(since, oldest)
+        minutes = range(first - first % 60, until, 60)
+        pipe = self.client.pipeline(transaction=False)
+        for minute in minutes:
+            pipe.hvals(f"{self.prefix}:sys:{minute}")
+        samples = []
+        for values in pipe.execute():
+            for value in values:
+                sample = Sample.from_json(value)
+                if since <= sample.taken_at < until:
+                    samples.append(sample)
+        return sorted(samples, key=lambda s: s.taken_at)
+
+    def read_slow(self, since: float, route: str | None = None) -> list[SlowRequest]:
+        client = self.client
+        if route is None:
+            routes = [name.decode() for name in client.zrange(f"{self.prefix}:slow", 0, -1)]
+        else:
+            routes = [route]
+        pipe = client.pipeline(transaction=False)
+        for name in routes:
+            pipe.lrange(f"{self.prefix}:slow:{name}", 0, -1)
+        found = [
+            request
+            for values in pipe.execute()
+            for request in map(SlowRequest.from_json, values)
+            if request.at >= since
+        ]
+        found.sort(key=lambda r: -r.at)
+        return found[:SLOW_LOG_MAX]
 
     def clear(self) -> None:
         client = self.client

@@ -1,0 +1,105 @@
+/* django-perf dashboard: keep the page fresh by polling its JSON endpoint.
+ *
+ * The endpoint returns the page's fragments already rendered (cards, charts as
+ * SVG, tables) under "html", keyed by name; each replaces the element whose id
+ * is "perf-<name>". No library, no network but the page's own endpoint.
+ */
+(function () {
+  "use strict";
+
+  function start() {
+    var root = document.querySelector(".perf[data-poll-url]");
+    if (!root) return;
+    var url = root.getAttribute("data-poll-url");
+    var every = Math.max(2, parseInt(root.getAttribute("data-refresh"), 10) || 10) * 1000;
+    var toggle = document.getElementById("perf-auto");
+    var status = document.getElementById("perf-status");
+    var timer = null;
+    var busy = false;
+    var stored = null;
+    try { stored = window.localStorage.getItem("django-perf-auto-refresh"); } catch (e) {}
+    if (toggle && stored === "off") toggle.checked = false;
+
+    function say(text, failed) {
+      if (!status) return;
+      status.textContent = text;
+      status.classList.toggle("perf-failed", !!failed);
+    }
+
+    function refresh() {
+      if (busy || document.hidden) return;
+      busy = true;
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) {
+          var type = response.headers.get("Content-Type") || "";
+          if (type.indexOf("application/json") === -1) {
+            throw new Error(response.redirected ? "signed out; reload the page to sign in"
+                                                : "HTTP " + response.status);
+          }
+          return response.json().then(function (data) {
+            if (!response.ok) throw new Error(data.error || "HTTP " + response.status);
+            return data;
+          });
+        })
+        .then(function (data) {
+          Object.keys(data.html || {}).forEach(function (name) {
+            var element = document.getElementById("perf-" + name);
+            if (element) element.innerHTML = data.html[name];
+          });
+          root.setAttribute("data-refreshed", String(data.generated_at));
+          say("Read from the " + data.store + " store at " +
+              new Date(data.generated_at * 1000).toLocaleTimeString(), false);
+        })
+        .catch(function (error) { say("Refresh failed: " + error.message, true); })
+        .then(function () { busy = false; });
+    }
+
+    function schedule() {
+      if (timer) window.clearInterval(timer);
+      timer = null;
+      if (!toggle || toggle.checked) timer = window.setInterval(refresh, every);
+    }
+
+    if (toggle) {
+      toggle.addEventListener("change", function () {
+        try {
+          window.localStorage.setItem("django-perf-auto-refresh", toggle.checked ? "on" : "off");
+        } catch (e) {}
+        schedule();
+        if (toggle.checked) refresh();
+      });
+    }
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden && (!toggle || toggle.checked)) refresh();
+    });
+    schedule();
+  }
+
+  // The invalidation form: show only the fields the chosen kind uses.
+  function kinds() {
+    var form = document.getElementById("perf-invalidate");
+    if (!form) return;
+    function update() {
+      var checked = form.querySelector("input[name=kind]:checked");
+      var kind = checked ? checked.value : "key";
+      var model = kind === "model";
+      ["values"].forEach(function (name) {
+        var row = form.querySelector(".field-" + name);
+        if (row) row.hidden = model;
+      });
+      ["model", "pks"].forEach(function (name) {
+        var row = form.querySelector(".field-" + name);
+        if (row) row.hidden = !model;
+      });
+    }
+    form.addEventListener("change", update);
+    update();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { start(); kinds(); });
+  } else {
+    start();
+    kinds();
+  }
+})();
