@@ -42,22 +42,29 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 class Holders:
-    """Threads that each take a database connection (in a transaction) and hold it."""
+    """Threads that each take a database connection and hold it, in a transaction or idle."""
 
-    def __init__(self, alias: str, count: int) -> None:
+    def __init__(self, alias: str, count: int, *, in_transaction: bool = True) -> None:
         self.alias = alias
+        self.in_transaction = in_transaction
         self.release = threading.Event()
         self.holding = threading.Semaphore(0)
         self.threads = [threading.Thread(target=self._hold) for _ in range(count)]
 
     def _hold(self) -> None:
         try:
-            with transaction.atomic(using=self.alias):
-                connections[self.alias].cursor().execute("SELECT 1")
-                self.holding.release()
-                self.release.wait(20)
+            if self.in_transaction:
+                with transaction.atomic(using=self.alias):
+                    self._use_and_wait()
+            else:
+                self._use_and_wait()
         finally:
             connections[self.alias].close()  # back to the pool, or closed
+
+    def _use_and_wait(self) -> None:
+        connections[self.alias].cursor().execute("SELECT 1")
+        self.holding.release()
+        self.release.wait(20)
 
     def __enter__(self) -> Holders:
         for thread in self.threads:
@@ -85,14 +92,18 @@ def test_every_database_alias_is_reported():
 
 
 def test_per_thread_connections_are_counted_without_a_pool():
+    # One thread inside a transaction (SQLite's BEGIN IMMEDIATE admits only one
+    # at a time) and two holding an idle connection: all open, one in use.
     connections["default"].close()
     before = stats_of("database", "default")
-    with Holders("default", 3) as holders:
-        holders.wait_holding(3)
+    with Holders("default", 1) as busy, Holders("default", 2, in_transaction=False) as idle:
+        busy.wait_holding(1)
+        idle.wait_holding(2)
         loaded = stats_of("database", "default")
         assert loaded["pooled"] is False
         assert loaded["size"] == before["size"] + 3
-        assert loaded["in_use"] == before["in_use"] + 3
+        assert loaded["in_use"] == before["in_use"] + 1
+        assert loaded["idle"] == before["idle"] + 2
     wait_until(lambda: stats_of("database", "default")["size"] == before["size"])
 
 
