@@ -12,6 +12,7 @@ class DjangoPerfConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (importing registers the system checks)
+        from .cache import registry
         from .conf import perf_settings, reload_on_change
         from .db.pools import track_connections
 
@@ -19,3 +20,5 @@ class DjangoPerfConfig(AppConfig):
         perf_settings.validate()
         setting_changed.connect(reload_on_change, dispatch_uid="django_perf.conf")
         track_connections()
+        # Model signals and the bulk helpers' rows_changed drive cache invalidation.
+        registry.connect()

@@ -15,11 +15,19 @@ ENGINES = {
 }
 
 
+SQLITE_OPTIONS = {
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+}
+
+
 def database_from_url(url: str, base_dir: Path) -> dict[str, Any]:
     """``postgresql://user:pass@host:port/name?opt=v`` or ``sqlite:///path`` -> DATABASES entry.
 
     A Unix-socket host may be given as ``?host=/path/to/dir``. Relative SQLite
-    paths are taken from ``base_dir``.
+    paths are taken from ``base_dir``. SQLite files run in WAL mode with
+    immediate transactions, so the metrics flusher's writes and long reads (a
+    streamed export) do not lock each other out ("database is locked").
     """
     parts = urlsplit(url)
     engine = ENGINES.get(parts.scheme)
@@ -34,7 +42,11 @@ def database_from_url(url: str, base_dir: Path) -> dict[str, Any]:
             return {"ENGINE": engine, "NAME": ":memory:"}
         # sqlite:///relative.db -> "relative.db"; sqlite:////abs/path.db -> "/abs/path.db"
         name = Path(path[1:]) if path.startswith("/") else Path(path)
-        return {"ENGINE": engine, "NAME": str(name if name.is_absolute() else base_dir / name)}
+        return {
+            "ENGINE": engine,
+            "NAME": str(name if name.is_absolute() else base_dir / name),
+            "OPTIONS": SQLITE_OPTIONS,
+        }
     options = dict(parse_qsl(parts.query))
     host = options.pop("host", None) or unquote(parts.hostname or "")
     return {

@@ -23,14 +23,9 @@ if TEST_DB == "postgres":
         "TEST": {"MIRROR": "default"},
     }
 elif TEST_DB == "sqlite":
-    _db_file = str(servers.scratch_folder() / "test.sqlite3")
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": _db_file,
-            "TEST": {"NAME": _db_file},
-        }
-    }
+    _db_file = servers.scratch_folder() / "test.sqlite3"
+    DATABASES = {"default": database_from_url(f"sqlite:///{_db_file}", BASE_DIR)}
+    DATABASES["default"]["TEST"] = {"NAME": str(_db_file)}
 else:
     raise RuntimeError(f"DJANGO_PERF_TEST_DB must be 'postgres' or 'sqlite', not {TEST_DB!r}")
 

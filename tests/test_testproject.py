@@ -14,7 +14,7 @@ from django.core.management import call_command
 
 from testproject.blog.models import Article, Comment, Event
 from testproject.blog.seed import SeedSize, seed
-from testproject.dburl import database_from_url
+from testproject.dburl import SQLITE_OPTIONS, database_from_url
 from tests.support.env import ROOT
 from tests.support.servers import free_port, wait_for_port
 
@@ -50,9 +50,20 @@ BASE = Path("/srv/app")
         ),
         (
             "sqlite:///db.sqlite3",
-            {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/app/db.sqlite3"},
+            {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": "/srv/app/db.sqlite3",
+                "OPTIONS": SQLITE_OPTIONS,
+            },
         ),
-        ("sqlite:////tmp/x.db", {"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/x.db"}),
+        (
+            "sqlite:////tmp/x.db",
+            {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": "/tmp/x.db",
+                "OPTIONS": SQLITE_OPTIONS,
+            },
+        ),
         ("sqlite://:memory:", {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}),
     ],
 )

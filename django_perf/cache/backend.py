@@ -885,6 +885,11 @@ class TieredCache(BaseCache):
             out["coherence"] = store.channel.stats()
         return out
 
+    def connection_pools(self) -> list[Any]:
+        """The Redis tier's redis-py connection pools (none without one), for pool stats."""
+        redis = self._store.redis
+        return [] if redis is None else redis.connection_pools()
+
     def wait_for_coherence(self, timeout: float | None = 5.0) -> bool:
         """Block until L1 is in use (its invalidation channel subscribed); True if it is.
 

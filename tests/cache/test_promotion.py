@@ -79,8 +79,8 @@ def test_an_l2_hit_is_promoted_with_the_expiry_redis_has_left(make_cache, cohere
     cache._store.memory.flush()
     assert cache.get("k") == ["v"]
     promoted = cache._store.memory.expires_at(full)
-    assert promoted - time.time() == pytest.approx(4, abs=0.2)
-    assert client.pttl(full) / 1000 == pytest.approx(4, abs=0.2)
+    assert promoted - time.time() == pytest.approx(4, abs=1)  # not 30 (L1 cap), not 100
+    assert client.pttl(full) / 1000 == pytest.approx(4, abs=1)
     client.close()
 
 
@@ -93,7 +93,7 @@ def test_an_integer_in_redis_is_promoted_with_its_ttl(make_cache, coherent, redi
     cache._store.memory.flush()
     assert cache.get("n") == 5
     promoted = cache._store.memory.expires_at(cache.make_key("n"))
-    assert promoted - time.time() == pytest.approx(6, abs=0.3)
+    assert promoted - time.time() == pytest.approx(6, abs=1)
     client.close()
 
 
@@ -107,7 +107,7 @@ def test_an_l3_hit_fills_l2_and_l1_with_what_l3_has_left(make_cache, coherent, r
     client.delete(full)  # e.g. Redis restarted or evicted it
     cache._store.memory.flush()
     assert cache.get("k") == {"deep": True}
-    assert client.pttl(full) / 1000 == pytest.approx(5, abs=0.2)
+    assert client.pttl(full) / 1000 == pytest.approx(5, abs=1)
     assert cache._store.memory.expires_at(full) == pytest.approx(expires_at, abs=0.01)
     stats = cache.stats()
     assert (stats["redis"]["misses"], stats["database"]["hits"]) == (1, 1)

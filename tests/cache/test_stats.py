@@ -75,3 +75,27 @@ def test_a_cache_without_redis_reports_no_channel(make_cache):
     stats = make_cache(MEMORY, DATABASE).stats()
     assert list(stats) == ["memory", "database"]
     assert make_cache(MEMORY).wait_for_coherence(0) is True
+
+
+@pytest.mark.redis
+def test_the_redis_tiers_pools_show_in_django_perf_pool_stats(redis_url):
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    from django_perf.db import pool_stats
+
+    tiers = [MEMORY, redis_tier(redis_url)]
+    config = {"BACKEND": "django_perf.cache.TieredCache", "OPTIONS": {"TIERS": tiers}}
+    with override_settings(CACHES={"default": config}):
+        cache = caches["default"]
+        cache.set("k", 1)
+        pools = cache.connection_pools()
+        assert len(pools) == 1
+        assert pools[0] is cache._store.redis.writer().connection_pool
+        (stats,) = [s for s in pool_stats() if s["kind"] == "cache"]
+        assert stats["alias"] == "default"
+        assert stats["size"] >= 1
+
+
+def test_a_cache_without_redis_offers_no_pools(make_cache):
+    assert make_cache(MEMORY, DATABASE).connection_pools() == []

@@ -111,7 +111,7 @@ class Exports:
 
 
 @pytest.fixture(scope="package")
-def exports(django_db_setup, django_db_blocker) -> Iterator[Exports]:
+def exports(django_db_setup, django_db_blocker, redis_url) -> Iterator[Exports]:
     with django_db_blocker.unblock():
         call_command("flush", interactive=False, verbosity=0)
         seed(SeedSize(authors=3, articles=20, comments=0, events=3000))
@@ -123,8 +123,15 @@ def exports(django_db_setup, django_db_blocker) -> Iterator[Exports]:
         cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
         # DATABASE_POOL=0: these servers prove every database session ends with its request
         # (pg_stat_activity); Django's pool keeps released connections open by design.
+        # METRICS_REDIS_URL: the monitoring middleware still wraps every stream, but flushes
+        # its metrics to Redis; on SQLite, its writes every few seconds from each server
+        # would wait on the long reads these tests make and time out ("database is locked").
         env = server_env(
-            DJANGO_PERF_EXPORT_TEST_HOOKS="1", DJANGO_PERF_LOG_LEVEL="DEBUG", DATABASE_POOL="0"
+            DJANGO_PERF_EXPORT_TEST_HOOKS="1",
+            DJANGO_PERF_LOG_LEVEL="DEBUG",
+            DATABASE_POOL="0",
+            METRICS_REDIS_URL=redis_url,
+            METRICS_FLUSH_INTERVAL="0.5",  # the first flushes happen during the warm-up
         )
         events = Event.objects.count()
     yield Exports({settings.SESSION_COOKIE_NAME: cookie}, env, events)

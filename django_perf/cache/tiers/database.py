@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,6 +50,39 @@ def literal_prefix(pattern: str) -> str:
 
 def like_escape(text: str) -> str:
     return re.sub(r"([\\%_])", r"\\\1", text)
+
+
+def glob_to_like(pattern: str) -> str:
+    """A LIKE pattern (escape character ``\\``) matching a superset of the glob ``pattern``.
+
+    ``*`` becomes ``%``, ``?`` and a ``[...]`` class become ``_``, everything
+    else is matched literally (LIKE's own ``%``, ``_`` and ``\\`` escaped);
+    callers filter the rows with the glob's exact regex, which also makes the
+    match case-sensitive where LIKE is not (SQLite).
+    """
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\" and i + 1 < n:
+            i += 1
+            out.append(like_escape(pattern[i]))
+        elif char == "*":
+            if not out or out[-1] != "%":
+                out.append("%")
+        elif char == "?":
+            out.append("_")
+        elif char == "[":
+            end = pattern.find("]", i + 2 if i + 1 < n and pattern[i + 1] == "^" else i + 1)
+            if end == -1:
+                out.append(like_escape(char))
+            else:
+                out.append("_")
+                i = end
+        else:
+            out.append(like_escape(char))
+        i += 1
+    return "".join(out)
 
 
 class DatabaseTier:
@@ -261,11 +294,24 @@ class DatabaseTier:
         with self._cursor(write=True) as cursor:
             cursor.execute(self.sql["clear"], [self.location])
 
-    def delete_pattern(self, pattern: str, regex: re.Pattern[str]) -> int:
-        """Delete rows whose key matches the glob ``pattern`` (``regex`` is its compiled form)."""
-        like = like_escape(literal_prefix(pattern)) + "%"
+    def delete_pattern(
+        self,
+        pattern: str,
+        regex: re.Pattern[str],
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int, int | None, int], None] | None = None,
+    ) -> int:
+        """Delete rows whose key matches the glob ``pattern`` (``regex`` is its compiled form).
+
+        Rows are read ``CULL_BATCH`` at a time in primary-key order, narrowed by an
+        escaped LIKE and checked against ``regex``; each page's matches are deleted
+        in one statement. ``dry_run`` only counts. ``progress(scanned, None,
+        matched)`` is called after each page.
+        """
+        like = glob_to_like(pattern)
         after = ""
-        deleted = 0
+        deleted = scanned = 0
         while True:
             with self._cursor() as cursor:
                 cursor.execute(self.sql["scan"], [self.location, like, after, self.cull_batch])
@@ -273,9 +319,18 @@ class DatabaseTier:
             if not rows:
                 return deleted
             after = rows[-1][0]
+            scanned += len(rows)
             doomed = [key for _, key in rows if regex.fullmatch(key)]
             if doomed:
-                deleted += self.delete_many(doomed)
+                deleted += len(doomed) if dry_run else self.delete_many(doomed)
+            if progress is not None:
+                progress(scanned, None, deleted)
+
+    def count(self) -> int:
+        """Rows of this store (what ``clear()`` would drop), expired or not."""
+        with self._cursor() as cursor:
+            cursor.execute(self.sql["count"], [self.location])
+            return cursor.fetchone()[0]
 
     # Culling --------------------------------------------------------------------------
 

@@ -297,6 +297,14 @@ class MemoryTier:
                 self._remove(key, self._data[key])
             return len(doomed)
 
+    def count_pattern(self, pattern: re.Pattern[str]) -> int:
+        """How many live entries ``pattern`` matches (a dry run of ``invalidate_pattern``)."""
+        now = time.time()
+        with self._lock:
+            return sum(
+                1 for key, entry in self._data.items() if entry[0] > now and pattern.fullmatch(key)
+            )
+
     def flush(self, *, coherent: bool | None = None) -> None:
         """Drop everything (e.g. the invalidation channel was lost); optionally set ``coherent``."""
         with self._lock:

@@ -16,7 +16,7 @@ separately, in batches, by the coherence channel.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -109,6 +109,14 @@ class RedisTier:
         """A replica's ``redis.Redis`` when replicas are configured, else the primary's."""
         return self._client.get_client(write=False)
 
+    def connection_pools(self) -> list[Any]:
+        """The redis-py pools behind this tier, one per server URL (primary first)."""
+        factory = self._client.connection_factory
+        return [
+            factory.get_or_create_connection_pool(factory.make_connection_params(url))
+            for url in self._client._server
+        ]
+
     def _script(self, source: str) -> Any:
         script = self._scripts.get(source)
         if script is None:
@@ -175,19 +183,49 @@ class RedisTier:
     def clear(self) -> None:
         self.writer().flushdb()
 
-    def delete_pattern(self, pattern: str) -> int:
-        """UNLINK every key matching the glob ``pattern`` (SCAN with a large COUNT)."""
+    def delete_pattern(
+        self,
+        pattern: str,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int, int | None, int], None] | None = None,
+    ) -> int:
+        """UNLINK every key matching the glob ``pattern``; never KEYS.
+
+        SCAN walks the keyspace ``scan_count`` keys per call; each page's
+        matches are unlinked in the same pipeline as the next SCAN, so a page
+        costs one round trip and Redis never blocks for longer than one page.
+        ``dry_run`` only counts. ``progress(scanned, total, matched)`` is
+        called after each page (``total``: DBSIZE when the scan began).
+        """
         client = self.writer()
-        deleted = 0
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=pattern, count=self.scan_count):
-            batch.append(key)
-            if len(batch) >= DELETE_CHUNK:
-                deleted += client.unlink(*batch)
-                batch.clear()
-        if batch:
-            deleted += client.unlink(*batch)
-        return deleted
+        total = client.dbsize() if progress is not None else None
+        cursor: int | bytes = 0
+        found: list[bytes] = []
+        matched = scanned = deleted = 0
+        while True:
+            pipe = client.pipeline(transaction=False)
+            if found and not dry_run:
+                for start in range(0, len(found), DELETE_CHUNK):
+                    pipe.unlink(*found[start : start + DELETE_CHUNK])
+            pipe.scan(cursor, match=pattern, count=self.scan_count)
+            *unlinked, (cursor, found) = pipe.execute()
+            deleted += sum(unlinked)
+            matched += len(found)
+            scanned += self.scan_count
+            if progress is not None:
+                progress(min(scanned, total) if total else scanned, total, matched)
+            if not int(cursor):
+                break
+        if found and not dry_run:
+            for start in range(0, len(found), DELETE_CHUNK):
+                deleted += client.unlink(*found[start : start + DELETE_CHUNK])
+        # SCAN may return a key twice (while Redis rehashes); UNLINK counts it once.
+        return matched if dry_run else deleted
+
+    def count(self) -> int:
+        """Keys in the Redis database (what ``clear()`` would drop)."""
+        return self.writer().dbsize()
 
     def publish(self, channel: str, message: bytes) -> int:
         return self.writer().publish(channel, message)

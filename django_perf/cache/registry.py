@@ -1,0 +1,606 @@
+"""The invalidation registry: which cache keys, tags and patterns each model's rows feed.
+
+``register(Article, keys=..., tags=..., patterns=...)`` says, for a row, what
+to drop when it changes. The registry listens to ``pre_save`` /
+``post_save`` / ``post_delete`` / ``m2m_changed`` (both sides of a relation)
+and to ``django_perf.signals.rows_changed`` (the bulk write helpers), and
+invalidates at once and again when the transaction commits: a reader that
+fills the cache from the old row while the transaction is open cannot leave
+that value behind. After a rollback the second pass never runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.cache import caches
+from django.core.exceptions import ValidationError
+from django.db import models, router, transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+
+from django_perf.signals import rows_changed
+
+from .engine import InvalidationReport, run, tier_kinds
+from .patterns import check_pattern
+
+__all__ = [
+    "Registration",
+    "Registry",
+    "invalidate_instance",
+    "invalidate_model",
+    "register",
+    "registry",
+    "resolve_model",
+]
+
+Strings = Callable[[Any], "str | Iterable[str] | None"]
+CHUNK = 1000  # rows fetched per query when invalidating by primary key
+PREVIOUS = "_django_perf_cache_previous"  # instance attribute: what its stored row fed
+CLEARED = "_django_perf_cache_cleared"  # instance attribute: related pks before an m2m clear
+UID = "django_perf.cache.registry"
+
+
+def _label(model: type[models.Model]) -> str:
+    return model._meta.label
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+@dataclass
+class Bundle:
+    """What to invalidate in one cache: keys, tags and patterns."""
+
+    keys: set[str] = field(default_factory=set)
+    tags: set[str] = field(default_factory=set)
+    patterns: set[str] = field(default_factory=set)
+
+    def update(self, other: Bundle) -> None:
+        self.keys |= other.keys
+        self.tags |= other.tags
+        self.patterns |= other.patterns
+
+    def __bool__(self) -> bool:
+        return bool(self.keys or self.tags or self.patterns)
+
+
+Bundles = dict[str, Bundle]  # by cache alias
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One ``register()`` call: callables of an instance returning keys, tags and patterns."""
+
+    model: type[models.Model]
+    keys: Strings | None = None
+    tags: Strings | None = None
+    patterns: Strings | None = None
+    alias: str = "default"
+    previous: bool = True
+
+    def __str__(self) -> str:
+        parts = [
+            f"{what}={_name(fn)}"
+            for what, fn in (("keys", self.keys), ("tags", self.tags), ("patterns", self.patterns))
+            if fn is not None
+        ]
+        alias = "" if self.alias == "default" else f", alias={self.alias!r}"
+        return f"register({_label(self.model)}, {', '.join(parts)}{alias})"
+
+    def describe(self) -> dict[str, Any]:
+        """The registration as data (for the admin page and ``--json``)."""
+        return {
+            "model": _label(self.model),
+            "alias": self.alias,
+            "keys": None if self.keys is None else _name(self.keys),
+            "tags": None if self.tags is None else _name(self.tags),
+            "patterns": None if self.patterns is None else _name(self.patterns),
+            "previous": self.previous,
+        }
+
+    def _strings(self, what: str, fn: Strings, instance: Any) -> Iterable[str]:
+        value = fn(instance)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            items: Iterable[Any] = (value,)
+        else:
+            try:
+                items = list(value)
+            except TypeError:
+                items = (value,)
+        for item in items:
+            if not isinstance(item, str) or not item:
+                raise TypeError(
+                    f"{self} returned {item!r} ({type(item).__name__}) among its {what} for "
+                    f"{instance!r}; {what} callables must return a non-empty string or a "
+                    "list of them (None for nothing)."
+                )
+            if what == "patterns":
+                try:
+                    check_pattern(item)
+                except ValueError as error:
+                    raise ValueError(f"{self} returned a bad pattern: {error}") from None
+        return items
+
+    def collect(self, instance: Any, bundle: Bundle) -> None:
+        if self.keys is not None:
+            bundle.keys.update(self._strings("keys", self.keys, instance))
+        if self.tags is not None:
+            bundle.tags.update(self._strings("tags", self.tags, instance))
+        if self.patterns is not None:
+            bundle.patterns.update(self._strings("patterns", self.patterns, instance))
+
+
+@dataclass
+class Found:
+    """What the registrations of some rows name, for one cache alias."""
+
+    keys: list[str] = field(default_factory=list)
+    tags: set[str] = field(default_factory=set)
+    patterns: list[str] = field(default_factory=list)
+    rows: int = 0
+    missing: list[Any] = field(default_factory=list)
+
+
+# --- Checking registrations (errors raise where register() is called) ------------------------
+
+
+def _check_model(model: Any) -> type[models.Model]:
+    if isinstance(model, type) and issubclass(model, models.Model):
+        return model
+    if isinstance(model, models.Model):
+        raise TypeError(
+            f"register() takes a model class, not an instance: write "
+            f"register({type(model).__name__}, ...), not register({model!r}, ...)."
+        )
+    raise TypeError(
+        f"register() takes a model class as its first argument (e.g. register(Article, "
+        f"keys=...)); got {model!r} ({type(model).__name__})."
+    )
+
+
+def _check_callable(model: type[models.Model], what: str, fn: Any) -> Any:
+    if fn is None or callable(fn):
+        return fn
+    hint = {
+        "keys": "keys=lambda obj: [f'article:{obj.pk}']",
+        "tags": "tags=lambda obj: ['articles']",
+        "patterns": "patterns=lambda obj: [f'article:{obj.pk}:*']",
+    }[what]
+    raise TypeError(
+        f"register({_label(model)}, {what}=...) needs a callable that takes an instance and "
+        f"returns strings; got {fn!r} ({type(fn).__name__}). Write e.g. {hint}."
+    )
+
+
+def _check_alias(alias: Any) -> str:
+    if not isinstance(alias, str) or alias not in settings.CACHES:
+        configured = ", ".join(repr(name) for name in settings.CACHES) or "none"
+        raise ValueError(
+            f"register(..., alias={alias!r}): no such cache in settings.CACHES; configured "
+            f"aliases: {configured}."
+        )
+    return alias
+
+
+# --- The registry --------------------------------------------------------------------------
+
+
+class Registry:
+    """Registrations by model; looked up for a model and everything it inherits from."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_model: dict[type[models.Model], list[Registration]] = {}
+        self._resolved: dict[type, tuple[Registration, ...]] = {}
+        self.connected = False
+
+    def add(self, registration: Registration) -> Registration:
+        with self._lock:
+            self._by_model.setdefault(registration.model, []).append(registration)
+            self._resolved = {}
+        connect_model(registration.model)
+        return registration
+
+    def remove(self, registration: Registration) -> None:
+        """Forget one registration (tests; code that registers temporarily)."""
+        with self._lock:
+            found = self._by_model.get(registration.model, [])
+            if registration in found:
+                found.remove(registration)
+            if not found:
+                self._by_model.pop(registration.model, None)
+            self._resolved = {}
+        if not self._by_model.get(registration.model):
+            disconnect_model(registration.model)
+
+    def for_model(self, model: type) -> tuple[Registration, ...]:
+        """Registrations of ``model`` and of the models it inherits from (proxy, MTI, abstract)."""
+        found = self._resolved.get(model)
+        if found is None:
+            by_model = self._by_model
+            found = tuple(
+                registration
+                for klass in getattr(model, "__mro__", ())
+                for registration in by_model.get(klass, ())
+            )
+            self._resolved[model] = found
+        return found
+
+    def models(self) -> list[type[models.Model]]:
+        return list(self._by_model)
+
+    def registrations(self) -> list[Registration]:
+        return [r for found in self._by_model.values() for r in found]
+
+    # What rows name -----------------------------------------------------------------------
+
+    def bundles(
+        self, instances: Iterable[Any], registrations: Sequence[Registration] | None = None
+    ) -> Bundles:
+        out: Bundles = {}
+        for instance in instances:
+            regs = self.for_model(type(instance)) if registrations is None else registrations
+            for registration in regs:
+                bundle = out.get(registration.alias)
+                if bundle is None:
+                    bundle = out[registration.alias] = Bundle()
+                registration.collect(instance, bundle)
+        return out
+
+    def collect(self, model: type[models.Model], pks: Sequence[Any] | None, alias: str) -> Found:
+        """What ``model``'s registrations for ``alias`` name for rows ``pks`` (None: every row)."""
+        everything = self.for_model(model)
+        regs = [r for r in everything if r.alias == alias]
+        if not regs:
+            if everything:
+                aliases = ", ".join(sorted({repr(r.alias) for r in everything}))
+                raise ValueError(
+                    f"{_label(model)} is registered for the cache(s) {aliases}, not {alias!r}; "
+                    "pass that alias."
+                )
+            raise ValueError(
+                f"{_label(model)} has no invalidation registrations, so there is nothing to "
+                f"derive from its rows. Register it (register({model.__name__}, keys=..., "
+                "tags=...)) or pass keys, patterns or tags instead."
+            )
+        found = Found()
+        bundle = Bundle()
+        if pks is None:
+            manager = model._base_manager.db_manager(router.db_for_read(model))
+            for instance in manager.all().iterator(chunk_size=2000):
+                found.rows += 1
+                for registration in regs:
+                    registration.collect(instance, bundle)
+        else:
+            wanted = _to_pks(model, pks)
+            seen = set()
+            for instance in _rows(model, wanted, router.db_for_read(model)):
+                found.rows += 1
+                seen.add(instance.pk)
+                for registration in regs:
+                    registration.collect(instance, bundle)
+            found.missing = [pk for pk in wanted if pk not in seen]
+        found.keys = sorted(bundle.keys)
+        found.tags = bundle.tags
+        found.patterns = sorted(bundle.patterns)
+        return found
+
+
+registry = Registry()
+
+
+def _to_pks(model: type[models.Model], pks: Sequence[Any]) -> list[Any]:
+    if isinstance(pks, str | bytes) or not isinstance(pks, Iterable):
+        raise ValueError(f"pks must be a list of primary keys, e.g. pks=[1, 2]; got {pks!r}.")
+    field_ = model._meta.pk
+    out = []
+    for pk in pks:
+        try:
+            value = field_.to_python(pk)
+        except ValidationError as error:
+            raise ValueError(
+                f"{pk!r} is not a primary key of {_label(model)} ({field_.get_internal_type()}): "
+                f"{' '.join(error.messages)}"
+            ) from None
+        if value is None:
+            raise ValueError(f"None is not a primary key of {_label(model)}.")
+        out.append(value)
+    return list(dict.fromkeys(out))
+
+
+def _rows(model: type[models.Model], pks: Sequence[Any], using: str) -> Iterator[Any]:
+    manager = model._base_manager.db_manager(using)
+    for start in range(0, len(pks), CHUNK):
+        yield from manager.filter(pk__in=pks[start : start + CHUNK])
+
+
+def resolve_model(model: Any) -> type[models.Model]:
+    """A model class from a class or ``"app_label.Model"``; ValueError / LookupError otherwise."""
+    if isinstance(model, type) and issubclass(model, models.Model):
+        return model
+    if not isinstance(model, str):
+        raise ValueError(
+            f"model must be a model class or 'app_label.ModelName' (e.g. 'blog.Article'); "
+            f"got {model!r} ({type(model).__name__})."
+        )
+    if model.count(".") != 1 or not all(model.split(".")):
+        raise ValueError(
+            f"model must be written 'app_label.ModelName' (e.g. 'blog.Article'); got {model!r}."
+        )
+    try:
+        return apps.get_model(model)
+    except LookupError as error:
+        known = sorted(_label(m) for m in registry.models() if not m._meta.abstract)
+        hint = f" Registered models: {', '.join(known)}." if known else ""
+        raise LookupError(f"No installed model {model!r} ({error}).{hint}") from None
+
+
+# --- Applying: at once, and again on commit ------------------------------------------------------
+
+
+def apply(bundles: Bundles) -> None:
+    """Invalidate ``bundles`` now (invalidation messages go out batched, within milliseconds)."""
+    for alias, bundle in bundles.items():
+        if not bundle:
+            continue
+        cache = caches[alias]
+        report = InvalidationReport(alias=alias)
+        run(
+            cache,
+            report,
+            tier_kinds(cache),
+            sorted(bundle.keys),
+            sorted(bundle.patterns),
+            sorted(bundle.tags),
+        )
+
+
+def schedule(bundles: Bundles, using: str | None) -> None:
+    """Invalidate now and, inside a transaction, once more when it commits (never on rollback)."""
+    if not any(bundles.values()):
+        return
+    apply(bundles)
+    if using is None:
+        return
+    connection = transaction.get_connection(using)
+    if connection.in_atomic_block:
+        transaction.on_commit(lambda: apply(bundles), using=using, robust=True)
+
+
+def invalidate_instance(instance: models.Model, *, using: str | None = None) -> None:
+    """Invalidate what ``instance``'s registrations name (for changes made without ``save()``)."""
+    if not isinstance(instance, models.Model):
+        raise TypeError(
+            f"invalidate_instance() takes a model instance; got {instance!r} "
+            f"({type(instance).__name__}). For a model and primary keys, use invalidate_model()."
+        )
+    using = using or instance._state.db or router.db_for_write(type(instance))
+    schedule(registry.bundles([instance]), using)
+
+
+def invalidate_model(
+    model: Any, pks: Sequence[Any] | None = None, *, using: str | None = None
+) -> int:
+    """Invalidate what ``model``'s registrations name for rows ``pks`` (None: every row).
+
+    For writes that bypass signals, such as ``QuerySet.update()``. Rows are
+    read from ``using`` (by default the router's read database); returns how
+    many were found. Deleted rows cannot be read back: invalidate them before
+    deleting, or name their keys.
+    """
+    model = resolve_model(model)
+    regs = registry.for_model(model)
+    if not regs:
+        return 0
+    using = using or router.db_for_read(model)
+    if pks is None:
+        rows: Iterable[Any] = model._base_manager.db_manager(using).all().iterator(chunk_size=2000)
+    else:
+        rows = _rows(model, _to_pks(model, pks), using)
+    count = 0
+    batch: list[Any] = []
+    for instance in rows:
+        batch.append(instance)
+        count += 1
+        if len(batch) >= CHUNK:
+            schedule(registry.bundles(batch, regs), using)
+            batch = []
+    if batch:
+        schedule(registry.bundles(batch, regs), using)
+    return count
+
+
+# --- register() ------------------------------------------------------------------------------
+
+
+def register(
+    model: type[models.Model],
+    *,
+    keys: Strings | None = None,
+    tags: Strings | None = None,
+    patterns: Strings | None = None,
+    alias: str = "default",
+    previous: bool = True,
+) -> Any:
+    """Invalidate, when a row of ``model`` changes, what ``keys``, ``tags`` and ``patterns`` name.
+
+    Each is a callable taking the instance and returning a string, a list of
+    strings or None. A model may be registered many times; registrations of a
+    parent (abstract, concrete or proxied) apply to its children.
+    ``previous``: on an update, also invalidate what the row named before the
+    change (one extra query per save, so that a changed slug drops the old
+    slug's key); pass False when the names depend only on the primary key.
+
+    Without ``keys``, ``tags`` and ``patterns`` it returns a decorator: a
+    decorated function is registered as ``keys``; a decorated class is
+    instantiated and its ``keys``, ``tags`` and ``patterns`` methods are used.
+    """
+    model = _check_model(model)
+    alias = _check_alias(alias)
+    if keys is None and tags is None and patterns is None:
+
+        def decorator(target: Any) -> Any:
+            if isinstance(target, type):
+                helper = target()
+                found = {what: getattr(helper, what, None) for what in ("keys", "tags", "patterns")}
+                if not any(found.values()):
+                    raise TypeError(
+                        f"@register({_label(model)}) on the class {target.__qualname__} needs "
+                        "at least one of the methods keys(self, obj), tags(self, obj), "
+                        "patterns(self, obj)."
+                    )
+                for what, fn in found.items():
+                    _check_callable(model, what, fn)
+                registry.add(Registration(model, alias=alias, previous=previous, **found))
+            else:
+                _check_callable(model, "keys", target)
+                registry.add(Registration(model, keys=target, alias=alias, previous=previous))
+            return target
+
+        return decorator
+    registration = Registration(
+        model,
+        keys=_check_callable(model, "keys", keys),
+        tags=_check_callable(model, "tags", tags),
+        patterns=_check_callable(model, "patterns", patterns),
+        alias=alias,
+        previous=previous,
+    )
+    return registry.add(registration)
+
+
+# --- Signal receivers ----------------------------------------------------------------------------
+
+
+def _pre_save(sender: Any, instance: Any, raw: bool = False, using: str | None = None, **kw):
+    regs = [r for r in registry.for_model(sender) if r.previous]
+    if not regs or instance.pk is None or instance._state.adding:
+        return
+    stored = list(sender._base_manager.using(using).filter(pk=instance.pk)[:1])
+    if stored:
+        instance.__dict__[PREVIOUS] = registry.bundles(stored, regs)
+
+
+def _post_save(sender: Any, instance: Any, using: str | None = None, **kw: Any) -> None:
+    previous = instance.__dict__.pop(PREVIOUS, None)
+    regs = registry.for_model(sender)
+    if not regs:
+        return
+    bundles = registry.bundles([instance], regs)
+    if previous:
+        for alias, bundle in previous.items():
+            bundles.setdefault(alias, Bundle()).update(bundle)
+    schedule(bundles, using)
+
+
+def _post_delete(sender: Any, instance: Any, using: str | None = None, **kw: Any) -> None:
+    regs = registry.for_model(sender)
+    if regs:
+        schedule(registry.bundles([instance], regs), using)
+
+
+def _m2m_accessor(through: Any, instance_model: Any, reverse: bool) -> str | None:
+    """The attribute of ``instance_model`` that manages the relation stored in ``through``."""
+    for f in instance_model._meta.get_fields():
+        if not f.many_to_many:
+            continue
+        if not reverse and not f.auto_created and f.remote_field.through is through:
+            return f.name
+        if reverse and f.auto_created and getattr(f, "through", None) is through:
+            return f.get_accessor_name()
+    return None
+
+
+def _m2m_changed(
+    sender: Any,
+    instance: Any,
+    action: str,
+    reverse: bool,
+    model: Any,
+    pk_set: set[Any] | None,
+    using: str | None = None,
+    **kw: Any,
+) -> None:
+    if action == "pre_clear":
+        # pk_set is None for a clear: note which rows were related, before they are not.
+        if registry.for_model(model):
+            accessor = _m2m_accessor(sender, type(instance), reverse)
+            if accessor is not None:
+                related = list(getattr(instance, accessor).values_list("pk", flat=True))
+                instance.__dict__.setdefault(CLEARED, {})[sender] = related
+        return
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    bundles: Bundles = {}
+    own = registry.for_model(type(instance))
+    if own:
+        bundles = registry.bundles([instance], own)
+    if action == "post_clear":
+        pks: Any = instance.__dict__.get(CLEARED, {}).pop(sender, None)
+    else:
+        pks = pk_set
+    other = registry.for_model(model) if pks else ()
+    if other:
+        rows = list(_rows(model, list(pks), using or router.db_for_read(model)))
+        for alias, bundle in registry.bundles(rows, other).items():
+            bundles.setdefault(alias, Bundle()).update(bundle)
+    schedule(bundles, using)
+
+
+def _rows_changed(sender: Any, pks: Sequence[Any] = (), using: str | None = None, **kw: Any):
+    regs = registry.for_model(sender)
+    if not regs or not pks:
+        return
+    pks = list(pks)
+    for start in range(0, len(pks), CHUNK):
+        rows = list(_rows(sender, pks[start : start + CHUNK], using or "default"))
+        schedule(registry.bundles(rows, regs), using)
+
+
+def connect_model(model: type[models.Model]) -> None:
+    """Listen to ``rows_changed`` for ``model`` and, once models are loaded, its subclasses.
+
+    The bulk helpers only fetch written primary keys when someone listens for
+    the model, so the registry listens per model, not for every sender.
+    """
+    if not registry.connected:
+        return
+    senders = [model] if not model._meta.abstract else []
+    if apps.models_ready:
+        senders = [m for m in apps.get_models() if issubclass(m, model)]
+    for sender in senders:
+        rows_changed.connect(_rows_changed, sender=sender, dispatch_uid=UID)
+
+
+def disconnect_model(model: type[models.Model]) -> None:
+    """Stop listening to ``rows_changed`` for ``model``'s senders that nothing else registers."""
+    if apps.models_ready:
+        senders = [m for m in apps.get_models() if issubclass(m, model)]
+    else:
+        senders = [model]
+    for sender in senders:
+        if not registry.for_model(sender):
+            rows_changed.disconnect(_rows_changed, sender=sender, dispatch_uid=UID)
+
+
+def connect() -> None:
+    """Connect the registry to Django's model signals and to ``rows_changed``.
+
+    Called by ``AppConfig.ready()``; registrations made before it (in models
+    modules) are connected then, later ones as they are made.
+    """
+    pre_save.connect(_pre_save, dispatch_uid=UID)
+    post_save.connect(_post_save, dispatch_uid=UID)
+    post_delete.connect(_post_delete, dispatch_uid=UID)
+    m2m_changed.connect(_m2m_changed, dispatch_uid=UID)
+    registry.connected = True
+    for model in registry.models():
+        connect_model(model)

@@ -1,0 +1,301 @@
+"""register(): what each model signal drops, registration errors, many registrations per model."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext, isolate_apps
+
+from django_perf.cache.invalidation import (
+    invalidate,
+    invalidate_instance,
+    invalidate_model,
+    register,
+    registry,
+    tagged_key,
+)
+from testproject.blog.invalidation import ARTICLES, article_key
+from testproject.blog.models import Article, Author, Comment, Tag
+
+pytestmark = pytest.mark.django_db
+NOW = datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC)
+
+
+@contextmanager
+def registered(*args: Any, **kwargs: Any) -> Iterator[Any]:
+    registration = register(*args, **kwargs)
+    try:
+        yield registration
+    finally:
+        registry.remove(registration)
+
+
+@pytest.fixture
+def cache(configure_cache):
+    return configure_cache("memory", "database")
+
+
+@pytest.fixture
+def author() -> Author:
+    return Author.objects.create(name="Ada", email="ada@x.org", joined_at=NOW)
+
+
+def new_article(author: Author, slug: str = "hello", **fields: Any) -> Article:
+    return Article.objects.create(
+        author=author, title=slug.title(), slug=slug, body="", published_at=NOW, **fields
+    )
+
+
+def cached_list(cache) -> str:
+    """A list page cached under the ARTICLES tag, as the blog's cached home page is."""
+    key = tagged_key("home", [ARTICLES])
+    cache.set(key, "the list")
+    return key
+
+
+def test_saving_a_row_drops_its_keys_and_its_tags_entries(cache, author):
+    article = new_article(author)
+    cache.set(article_key("hello"), "page")
+    list_key = cached_list(cache)
+
+    article.title = "Changed"
+    article.save()
+
+    assert cache.get(article_key("hello")) is None
+    assert tagged_key("home", [ARTICLES]) != list_key
+    assert cache.get(tagged_key("home", [ARTICLES])) is None
+
+
+def test_creating_a_row_drops_the_lists_it_joins(cache, author):
+    cached_list(cache)
+    new_article(author)
+    assert cache.get(tagged_key("home", [ARTICLES])) is None
+
+
+def test_a_changed_field_also_drops_what_the_stored_row_named(cache, author):
+    article = new_article(author, slug="old-slug")
+    cache.set_many({article_key("old-slug"): "old page", article_key("new-slug"): "stale"})
+
+    article.slug = "new-slug"
+    article.save()
+
+    assert cache.get_many([article_key("old-slug"), article_key("new-slug")]) == {}
+
+
+def test_previous_false_skips_the_extra_query_and_the_old_names(cache, author):
+    article = new_article(author, slug="s1")
+    comment = Comment.objects.create(article=article, author_name="x", body="b", created_at=NOW)
+    with registered(Comment, keys=lambda c: [f"comment:{c.author_name}"], previous=False):
+        cache.set_many({"comment:x": 1, "comment:y": 2})
+        comment.author_name = "y"
+        with CaptureQueriesContext(connection) as queries:
+            comment.save()
+        assert cache.get_many(["comment:x", "comment:y"]) == {"comment:x": 1}
+    selects = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and "comment" in q["sql"]]
+    assert selects == []
+
+
+def test_deleting_a_row_drops_its_keys(cache, author):
+    article = new_article(author)
+    cache.set(article_key("hello"), "page")
+    list_key = cached_list(cache)
+    article.delete()
+    assert cache.get(article_key("hello")) is None
+    assert tagged_key("home", [ARTICLES]) != list_key
+    assert cache.get(tagged_key("home", [ARTICLES])) is None
+
+
+def test_a_decorated_class_registers_its_methods_and_its_queries_run(cache, author):
+    new_article(author, slug="one")
+    new_article(author, slug="two")
+    cache.set_many({article_key("one"): 1, article_key("two"): 2, "other": 3})
+    list_key = cached_list(cache)
+
+    author.name = "Ada L."
+    author.save()  # AuthorPages in testproject/blog/invalidation.py
+
+    assert cache.get_many([article_key("one"), article_key("two"), "other"]) == {"other": 3}
+    assert tagged_key("home", [ARTICLES]) != list_key
+
+
+@pytest.fixture
+def tag_pages() -> Iterator[None]:
+    with registered(Tag, keys=lambda tag: [f"tag:{tag.name}"]):
+        yield
+
+
+# (change, whether the other related tag is dropped too)
+M2M_CHANGES = [
+    pytest.param(lambda article, tag: article.tags.add(tag), False, id="forward add"),
+    pytest.param(lambda article, tag: tag.articles.add(article), False, id="reverse add"),
+    pytest.param(lambda article, tag: article.tags.remove(tag), False, id="forward remove"),
+    pytest.param(lambda article, tag: tag.articles.remove(article), False, id="reverse remove"),
+    pytest.param(lambda article, tag: article.tags.clear(), True, id="forward clear"),
+    pytest.param(lambda article, tag: tag.articles.clear(), False, id="reverse clear"),
+    pytest.param(lambda article, tag: article.tags.set([]), True, id="forward set"),
+    pytest.param(lambda article, tag: tag.articles.set([]), False, id="reverse set"),
+]
+
+
+@pytest.mark.parametrize(("change", "other_dropped"), M2M_CHANGES)
+def test_m2m_changes_drop_both_sides(cache, author, tag_pages, change, other_dropped):
+    article = new_article(author)
+    tag = Tag.objects.create(name="django")
+    other = Tag.objects.create(name="python")
+    article.tags.add(tag, other)
+    if "add" in change.__code__.co_names:
+        article.tags.remove(tag)  # so that adding it changes something
+    cache.set_many({article_key("hello"): "page", "tag:django": 1, "tag:python": 2})
+
+    change(article, tag)
+
+    found = cache.get_many([article_key("hello"), "tag:django", "tag:python"])
+    assert found == ({} if other_dropped else {"tag:python": 2})
+
+
+def test_m2m_clear_drops_every_row_that_was_related(cache, author, tag_pages):
+    article = new_article(author)
+    tags = [Tag.objects.create(name=f"t{i}") for i in range(3)]
+    article.tags.add(*tags)
+    cache.set_many({f"tag:t{i}": i for i in range(3)})
+    article.tags.clear()
+    assert cache.get_many([f"tag:t{i}" for i in range(3)]) == {}
+
+
+def test_many_registrations_of_one_model_all_apply(cache, author):
+    article = new_article(author)
+    with (
+        registered(Article, keys=lambda a: [f"extra:{a.pk}"]),
+        registered(Article, patterns=lambda a: [f"feed:{a.author_id}:*"]),
+    ):
+        cache.set_many(
+            {article_key("hello"): 1, f"extra:{article.pk}": 2, f"feed:{author.pk}:p1": 3, "x": 4}
+        )
+        article.save()
+        assert cache.get_many(
+            [article_key("hello"), f"extra:{article.pk}", f"feed:{author.pk}:p1", "x"]
+        ) == {"x": 4}
+
+
+def test_code_that_bypasses_signals_calls_invalidate_model_or_instance(cache, author):
+    articles = [new_article(author, slug=f"s{i}") for i in range(3)]
+    cache.set_many({article_key(f"s{i}"): i for i in range(3)})
+
+    Article.objects.filter(slug="s0").update(title="Quietly changed")  # no signal
+    assert cache.get(article_key("s0")) == 0
+    assert invalidate_model(Article, [articles[0].pk]) == 1
+    assert cache.get(article_key("s0")) is None
+
+    invalidate_instance(articles[1])
+    assert cache.get_many([article_key(f"s{i}") for i in range(3)]) == {article_key("s2"): 2}
+    assert invalidate_model("blog.Article") == 3  # every row
+
+
+def test_invalidate_with_a_model_reads_its_rows(cache, configure_cache, author):
+    articles = [new_article(author, slug=f"s{i}") for i in range(3)]
+    cache.set_many({article_key(f"s{i}"): i for i in range(3)})
+    cached_list(cache)
+
+    report = invalidate(model="blog.Article", pks=[articles[0].pk, str(articles[1].pk), 10**9])
+
+    assert report.per_tier == {"memory": 2, "database": 2}
+    assert report.tags == 1
+    assert report.rows == 2
+    assert report.missing_pks == [10**9]
+    assert cache.get_many([article_key(f"s{i}") for i in range(3)]) == {article_key("s2"): 2}
+    with pytest.raises(ValueError, match=r"'x' is not a primary key of blog\.Article"):
+        invalidate(model=Article, pks=["x"])
+    configure_cache("memory", alias="other")
+    with pytest.raises(ValueError, match=r"registered for the cache.*'default', not 'other'"):
+        invalidate(model=Article, alias="other")
+
+
+def test_a_callable_returning_something_else_than_strings_fails_loudly(cache, author):
+    article = new_article(author)
+    with (
+        registered(Article, keys=lambda a: [a.pk]),
+        pytest.raises(TypeError, match=r"register\(blog\.Article, keys=.*returned \d+ \(int\)"),
+    ):
+        article.save()
+    with (
+        registered(Article, patterns=lambda a: ["feed:["]),
+        pytest.raises(ValueError, match=r"returned a bad pattern.*unclosed"),
+    ):
+        article.save()
+
+
+class NotAModel:
+    pass
+
+
+REGISTRATION_ERRORS = [
+    (("blog.Article",), {"keys": str}, TypeError, "takes a model class as its first argument"),
+    ((NotAModel,), {"keys": str}, TypeError, "takes a model class"),
+    ((Article(slug="x"),), {"keys": str}, TypeError, "not an instance: write register"),
+    ((Article,), {"keys": "article:1"}, TypeError, r"keys=lambda obj: \[f'article:\{obj.pk\}'\]"),
+    ((Article,), {"tags": ["articles"]}, TypeError, "needs a callable that takes an instance"),
+    ((Article,), {"patterns": 3}, TypeError, "patterns=lambda obj"),
+    ((Article,), {"keys": str, "alias": "nope"}, ValueError, "alias='nope'.*configured aliases"),
+]
+
+
+@pytest.mark.parametrize(("args", "kwargs", "error", "message"), REGISTRATION_ERRORS)
+def test_bad_registrations_fail_where_register_is_called(args, kwargs, error, message):
+    before = registry.registrations()
+    with pytest.raises(error, match=message):
+        register(*args, **kwargs)
+    assert registry.registrations() == before
+
+
+def test_decorator_forms(cache, author):
+    @register(Comment)
+    def comment_keys(comment: Comment) -> list[str]:
+        return [f"c:{comment.pk}"]
+
+    class Empty:
+        pass
+
+    try:
+        assert comment_keys.__name__ == "comment_keys"  # the function is given back
+        with pytest.raises(TypeError, match="needs at least one of the methods keys"):
+            register(Comment)(Empty)
+        with pytest.raises(TypeError, match="needs a callable"):
+            register(Comment)(42)
+        comment = Comment.objects.create(
+            article=new_article(author), author_name="x", body="", created_at=NOW
+        )
+        cache.set(f"c:{comment.pk}", 1)
+        comment.save()
+        assert cache.get(f"c:{comment.pk}") is None
+    finally:
+        for registration in registry.for_model(Comment):
+            registry.remove(registration)
+    assert registry.for_model(Comment) == ()
+
+
+def test_registrations_of_a_parent_apply_to_a_proxy_and_not_the_other_way(cache, author):
+    with isolate_apps("testproject.blog"):
+
+        class FeaturedArticle(Article):
+            class Meta:
+                proxy = True
+                app_label = "blog"
+
+    featured = FeaturedArticle.objects.create(
+        author=author, title="F", slug="f", body="", published_at=NOW
+    )
+    with registered(FeaturedArticle, keys=lambda a: [f"featured:{a.pk}"]):
+        cache.set_many({article_key("f"): 1, f"featured:{featured.pk}": 2})
+        featured.save()  # the proxy's own registration and Article's
+        assert cache.get_many([article_key("f"), f"featured:{featured.pk}"]) == {}
+
+        cache.set_many({article_key("f"): 1, f"featured:{featured.pk}": 2})
+        Article.objects.get(pk=featured.pk).save()  # only Article's
+        assert cache.get_many([article_key("f"), f"featured:{featured.pk}"]) == {
+            f"featured:{featured.pk}": 2
+        }
