@@ -5,7 +5,8 @@ HTTP traffic goes through it first and its workers flush the metrics. Then
 Chromium (Debian's ``chromium`` driven by ``chromium-driver`` through
 Selenium) logs in to the admin, opens the Performance page, checks that the
 charts drew with data, refreshes it through the JSON endpoint, switches the
-window, drills into a route, and saves screenshots (``DJANGO_PERF_SCREENSHOTS``, default: a
+window, drills into a route, runs an invalidation through its confirmation
+step, and saves screenshots (``DJANGO_PERF_SCREENSHOTS``, default: a
 ``django-perf-screenshots`` folder in the temporary directory).
 """
 
@@ -22,6 +23,7 @@ import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import User
 
+from django_perf.cache.models import CacheEntry
 from django_perf.monitoring import stats
 from testproject.blog.seed import SeedSize, seed
 from testproject.blog.traffic import demo_paths, send
@@ -209,5 +211,25 @@ def test_the_dashboard_in_chromium(site, browser):
     assert "200" in codes
     driver.save_screenshot(str(shots / "route.png"))
 
-    for name in ("dashboard-1h", "dashboard-dark", "dashboard-5m", "dashboard-24h", "route"):
+    # Invalidate a key, through the confirmation step.
+    assert CacheEntry.objects.filter(cache_key__contains="demo:counts").exists()
+    driver.get(site.url + "/admin/django_perf/dashboard/")
+    form = wait_for(driver, "#perf-invalidate")
+    form.find_element(By.CSS_SELECTOR, "input[name=kind][value=key]").click()
+    form.find_element(By.NAME, "values").send_keys("demo:counts")
+    form.find_element(By.ID, "perf-invalidate-submit").click()
+    confirm = wait_for(driver, "#perf-confirm-submit")
+    dry_run = driver.find_element(By.ID, "perf-per-tier").text
+    assert "database 1" in dry_run
+    assert CacheEntry.objects.filter(cache_key__contains="demo:counts").exists()
+    driver.save_screenshot(str(shots / "invalidate-confirm.png"))
+    confirm.click()
+    wait_for(driver, ".messagelist .success")
+    report = driver.find_element(By.ID, "perf-per-tier").text
+    assert "database 1" in report
+    assert not CacheEntry.objects.filter(cache_key__contains="demo:counts").exists()
+    driver.save_screenshot(str(shots / "invalidate-done.png"))
+
+    names = ("dashboard-1h", "dashboard-dark", "dashboard-5m", "dashboard-24h", "route")
+    for name in (*names, "invalidate-confirm", "invalidate-done"):
         assert (shots / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
