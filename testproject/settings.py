@@ -106,6 +106,8 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# Serve static files from the app folders even with DEBUG off (browser tests under gunicorn).
+SERVE_STATIC = os.environ.get("DJANGO_SERVE_STATIC") == "1"
 LOGIN_URL = "admin:login"
 
 LOGGING = {

@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from ..cache.invalidation import invalidate
 from ..monitoring.recorder import get_recorder
 from ..monitoring.store import get_store
 from .forms import InvalidateForm, model_labels
@@ -57,7 +58,7 @@ def _context(model_admin: DashboardAdmin, request: HttpRequest, **extra: Any) ->
 
 
 def _report_rows(per_tier: dict[str, int]) -> list[tuple[str, int]]:
-    return sorted(per_tier.items(), key=lambda item: item[0])
+    return list(per_tier.items())  # the engine's order: the cache's tiers, L1 first
 
 
 @require_POST
@@ -75,8 +76,6 @@ def invalidate_view(request: HttpRequest, model_admin: DashboardAdmin) -> HttpRe
     )
     if not form.is_valid():
         return TemplateResponse(request, template, {**context, "step": "form"}, status=400)
-    from ..cache.invalidation import invalidate  # the engine of manage.py invalidate_cache
-
     kwargs = form.invalidate_kwargs()
     described = form.describe()
     confirmed = request.POST.get("confirm") == "yes"
@@ -89,12 +88,12 @@ def invalidate_view(request: HttpRequest, model_admin: DashboardAdmin) -> HttpRe
     if not confirmed:
         return TemplateResponse(request, template, {**context, "step": "confirm"})
     counts = ", ".join(f"{tier} {n}" for tier, n in _report_rows(report.per_tier)) or "no tier"
-    log_action(
-        request,
-        DELETION,
-        "Cache invalidation",
-        f"Invalidated {described}: {report.total} entries dropped ({counts}).",
-    )
+    message = f"Invalidated {described}: {report.total} entries dropped ({counts})"
+    if report.tags:
+        message += f"; {report.tags} tag(s) given a new generation"
+    if report.errors:
+        message += "; failed: " + ", ".join(f"{t} ({e})" for t, e in report.errors.items())
+    log_action(request, DELETION, "Cache invalidation", message + ".")
     return TemplateResponse(request, template, {**context, "step": "done"})
 
 

@@ -25,6 +25,21 @@ def _cache_aliases() -> list[tuple[str, str]]:
     return [(alias, alias) for alias in settings.CACHES]
 
 
+def _tier_choices() -> list[tuple[str, str]]:
+    """The tiers the configured tiered caches have (from their ``stats()``), L1 first."""
+    from django.core.cache import caches
+
+    present: set[str] = set()
+    for alias in settings.CACHES:
+        stats = getattr(caches[alias], "stats", None)
+        if callable(stats):
+            try:
+                present.update(stats())
+            except Exception:  # a cache that cannot say: offer every tier
+                return TIERS
+    return [(kind, label) for kind, label in TIERS if kind in present] or TIERS
+
+
 class InvalidateForm(forms.Form):
     """Arguments of ``django_perf.cache.invalidation.invalidate()``, checked before the call."""
 
@@ -39,7 +54,7 @@ class InvalidateForm(forms.Form):
         required=False,
         max_length=200,
         widget=forms.TextInput(attrs={"list": "perf-models", "size": 30}),
-        help_text="app_label.ModelName, for a model's entries.",
+        help_text="app_label.ModelName of a model registered for invalidation.",
     )
     pks = forms.CharField(
         label="Primary keys",
@@ -50,7 +65,7 @@ class InvalidateForm(forms.Form):
     )
     alias = forms.ChoiceField(label="Cache", choices=_cache_aliases, initial="default")
     tiers = forms.MultipleChoiceField(
-        choices=TIERS,
+        choices=_tier_choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="None checked: every tier of the cache.",
@@ -118,5 +133,7 @@ class InvalidateForm(forms.Form):
 
 
 def model_labels() -> list[str]:
-    """``app_label.ModelName`` of every installed model, for the model field's suggestions."""
-    return sorted(model._meta.label for model in apps.get_models())
+    """``app_label.ModelName`` of the models registered for invalidation (the suggestions)."""
+    from ..cache.invalidation import registry
+
+    return sorted(model._meta.label for model in registry.models())

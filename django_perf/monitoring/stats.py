@@ -368,6 +368,8 @@ def pool_usage(hosts: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str,
                 for alias, pool in (process.get(key) or {}).items():
                     if not isinstance(pool, dict) or "error" in pool:
                         continue
+                    if (pool.get("details") or {}).get("servers") == 0:
+                        continue  # a tiered cache without a Redis tier: no pool to show
                     total = found[kind].setdefault(
                         alias,
                         {"in_use": 0, "size": 0, "max_size": 0, "waiting": 0, "errors": 0,

@@ -194,7 +194,9 @@ def test_pool_usage_adds_processes_up():
                                                     "waiting": 3, "errors": 1}}},
             ],
         },
-        {"host": "web-2", "processes": [{"pid": 3, "db_pools": {"x": {"error": "down"}}}]},
+        {"host": "web-2", "processes": [{"pid": 3, "db_pools": {"x": {"error": "down"}},
+                                         "redis_pools": {"tiered": {"in_use": 0, "size": 0,
+                                                                    "details": {"servers": 0}}}}]},
     ]  # fmt: skip
     usage = stats.pool_usage(hosts)
     assert usage["database"] == {
@@ -202,4 +204,5 @@ def test_pool_usage_adds_processes_up():
                     "processes": 2},
     }  # fmt: skip
     assert usage["redis"]["default"]["max_size"] is None  # redis-py's "unlimited"
+    assert "tiered" not in usage["redis"]  # a tiered cache without a Redis tier
     assert usage["redis"]["default"]["in_use"] == 1

@@ -1,4 +1,8 @@
-"""``manage.py demo``: migrate, seed the demo data, create an admin user, then serve the site."""
+"""``manage.py demo``: migrate, seed the demo data, create an admin user, then serve the site.
+
+Before serving it sends some real HTTP traffic through the site, so that the
+admin's Performance page (/admin/django_perf/dashboard/) shows charts at once.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from testproject.blog.seed import seed
+from testproject.blog.traffic import warm_up
 
 PASSWORD_ENV = "DJANGO_PERF_DEMO_PASSWORD"
 ADMIN_USERNAME = "admin"
@@ -30,12 +35,25 @@ class Command(BaseCommand):
             "--addrport", default="127.0.0.1:8000", help="Where to serve (default 127.0.0.1:8000)."
         )
         parser.add_argument(
+            "--no-traffic",
+            action="store_true",
+            help="Serve without sending the warm-up requests first.",
+        )
+        parser.add_argument(
             "--reset-password",
             action="store_true",
             help=f"Give an existing admin user a new password (or ${PASSWORD_ENV}).",
         )
 
-    def handle(self, *args: Any, no_serve: bool, addrport: str, reset_password: bool, **options):
+    def handle(
+        self,
+        *args: Any,
+        no_serve: bool,
+        addrport: str,
+        reset_password: bool,
+        no_traffic: bool = False,
+        **options: Any,
+    ) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database migrated.")
         added = seed()
@@ -47,6 +65,13 @@ class Command(BaseCommand):
         self._ensure_admin(reset_password)
         if no_serve:
             return
+        if not no_traffic:
+            statuses = warm_up()
+            sent = ", ".join(f"{n} x {status}" for status, n in sorted(statuses.items()))
+            self.stdout.write(
+                f"Sent {sum(statuses.values())} requests through the site ({sent}): the admin's "
+                "Performance page (/admin/django_perf/dashboard/) has charts already."
+            )
         self.stdout.write(self.style.SUCCESS(f"Serving on http://{addrport}/ (Ctrl-C to stop)."))
         call_command("runserver", addrport, use_reloader=False)
 
