@@ -11,6 +11,7 @@ urlpatterns = [
     path("monitoring/", include("testproject.blog.views_monitoring")),
     path("db/", include("testproject.bulkdemo.urls")),
     path("exports/", include("testproject.blog.views_exports")),
+    path("cached/", include("testproject.blog.views_invalidation")),
     path("", include("testproject.blog.urls")),
 ]
 

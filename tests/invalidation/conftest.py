@@ -66,7 +66,8 @@ def configure_cache(settings, request) -> Iterator[ConfigureCache]:
     def configure(*kinds: Any, alias: str = "default", location: str | None = None, **options):
         names = kind_names(kinds)
         redis_url = request.getfixturevalue("redis_url") if "redis" in names else None
-        location = location or f"inv-{os.getpid()}-{next(_numbers)}"
+        if location is None:
+            location = f"inv-{os.getpid()}-{next(_numbers)}"
         configured = dict(settings.CACHES)
         configured[alias] = cache_settings(kinds, redis_url, location, **options)
         settings.CACHES = configured
