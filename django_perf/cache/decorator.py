@@ -40,7 +40,7 @@ from .argkeys import Unkeyable, encode
 from .backend import MISSING
 from .locks import ERROR, HOLD, VALUE, Lease, acquire_or_wait, store_error
 from .singleflight import LeaderGone, flights
-from .tags import atagged_key, check_tags, tagged_key
+from .tags import atagged_key, check_tags, fold, generations_in
 
 __all__ = ["AsyncCachedFunction", "CachedFunction", "cache_result"]
 
@@ -207,6 +207,10 @@ class CachedFunction:
         params = list(self._signature.parameters.values())
         self._names = [p.name for p in params]
         self._simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        # Positional calls that leave trailing defaults out skip Signature.bind().
+        self._defaults = tuple(p.default for p in params)
+        required = [i for i, p in enumerate(params) if p.default is p.empty]
+        self._required = required[-1] + 1 if required else 0
 
     def __repr__(self) -> str:
         return f"<cached function {self.name}>"
@@ -220,7 +224,9 @@ class CachedFunction:
 
     def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterable[Any]:
         """(name, value) of every parameter, defaults applied: one key per distinct call."""
-        if not kwargs and self._simple and len(args) == len(self._names):
+        if not kwargs and self._simple and self._required <= len(args) <= len(self._names):
+            if len(args) < len(self._names):
+                args = args + self._defaults[len(args) :]
             return zip(self._names, args, strict=True)
         try:
             bound = self._signature.bind(*args, **kwargs)
@@ -259,10 +265,11 @@ class CachedFunction:
             return check_tags(tags(*args, **kwargs), what=f"the tags of {self.name}")
         return tags
 
-    def _full_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def _full_key(self, cache: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """The key with the current generations of the function's tags folded in."""
         key = self.key(*args, **kwargs)
         tags = self._tags(args, kwargs)
-        return tagged_key(key, tags, alias=self._options.alias) if tags else key
+        return fold(key, generations_in(cache, tags)) if tags else key
 
     # Stored values ------------------------------------------------------------------------
 
@@ -317,8 +324,8 @@ class CachedFunction:
     # Calls --------------------------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key = self._full_key(args, kwargs)
         cache = caches[self._options.alias]
+        key = self._full_key(cache, args, kwargs)
         found = cache.get(key, MISSING)
         stale = MISSING
         if found is not MISSING:
@@ -434,12 +441,13 @@ class CachedFunction:
 
     def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         """Drop the cached result for these arguments; True if there was one."""
-        return caches[self._options.alias].delete(self._full_key(args, kwargs))
+        cache = caches[self._options.alias]
+        return cache.delete(self._full_key(cache, args, kwargs))
 
     def refresh(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function now, store its result for these arguments, and return it."""
-        key = self._full_key(args, kwargs)
-        return self._compute(caches[self._options.alias], key, args, kwargs)
+        cache = caches[self._options.alias]
+        return self._compute(cache, self._full_key(cache, args, kwargs), args, kwargs)
 
 
 def _try_lease(cache: Any, key: str, seconds: float) -> Lease | bool | None:

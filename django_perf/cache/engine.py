@@ -20,7 +20,7 @@ from django.core.cache import caches
 from .backend import FAILED, TieredCache
 from .config import KINDS
 from .patterns import check_pattern, stored_pattern
-from .tags import check_tags, invalidate_tags
+from .tags import check_tags, invalidate_tags, tag_key
 from .tiers.memory import glob_to_regex
 
 __all__ = ["InvalidationReport", "Progress", "invalidate"]
@@ -247,10 +247,7 @@ def run(
     for pattern in patterns:
         target.pattern(pattern, progress)
     if tags:
-        report.tags += len(tags)
-        if not report.dry_run:
-            invalidate_tags(tags, alias=report.alias)
-    target.finish()
+        target.tags(tags)
     return report
 
 
@@ -421,11 +418,16 @@ class Tiered:
             else:
                 store.channel.announce_clear()
 
-    def finish(self) -> None:
-        """In sync mode, wait until queued announcements (new tag generations) are out."""
+    def tags(self, tags: list[str]) -> None:
+        """A new generation per tag, in every tier (``set_many``), announced to every process."""
+        self.report.tags += len(tags)
+        if self.dry_run:
+            return
+        invalidate_tags(tags, alias=self.report.alias)
         channel = self.store.channel
-        if self.sync and channel is not None and not self.dry_run:
-            channel.flush_announcements(2.0)
+        if self.sync and channel is not None:
+            # set_many queued the announcement; publish it now, and count who heard it.
+            self._publish([channel.keys_message([self.cache.make_key(tag_key(t)) for t in tags])])
 
 
 def _number(result: Any) -> int:
@@ -490,5 +492,7 @@ class Plain:
             self.cache.clear()
         self.report.note(f"{type(self.cache).__name__} does not say how many entries it held.")
 
-    def finish(self) -> None:
-        pass
+    def tags(self, tags: list[str]) -> None:
+        self.report.tags += len(tags)
+        if not self.report.dry_run:
+            invalidate_tags(tags, alias=self.report.alias)

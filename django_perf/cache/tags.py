@@ -28,6 +28,7 @@ __all__ = [
     "check_tags",
     "fold",
     "generations",
+    "generations_in",
     "invalidate_tags",
     "tag_key",
     "tagged_key",
@@ -89,8 +90,18 @@ def _resolve(cache: Any, keys: list[str], found: dict[str, Any]) -> list[int]:
 
 def generations(tags: Iterable[str], *, alias: str = "default") -> list[int]:
     """Current generations of ``tags`` (sorted by name), starting the missing ones."""
-    cache = caches[alias]
-    keys = [tag_key(tag) for tag in sorted(set(tags))]
+    return generations_in(caches[alias], sorted(set(tags)))
+
+
+def generations_in(cache: Any, names: list[str]) -> list[int]:
+    """Generations of ``names`` (sorted, distinct tag names) in ``cache``."""
+    if len(names) == 1:
+        key = tag_key(names[0])
+        gen = cache.get(key)
+        if isinstance(gen, int):
+            return [gen]
+        return _resolve(cache, [key], {})
+    keys = [tag_key(tag) for tag in names]
     return _resolve(cache, keys, cache.get_many(keys))
 
 
