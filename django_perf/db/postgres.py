@@ -169,16 +169,24 @@ def staged(
     columns: Sequence[Column],
     values: Sequence[Sequence[Any]],
     use_copy: bool,
+    order_by: Sequence[str] = (),
 ) -> Iterator[tuple[str, list[Any]]]:
     """Make rows available to one set-based statement as a FROM item named ``s``.
 
     Yields ``(from_item, params)``: a temporary table filled by COPY when
     ``use_copy`` (or when a column is an array, which ``unnest`` would flatten),
-    else ``unnest()`` of one array parameter per column.
+    else ``unnest()`` of one array parameter per column. ``order_by`` names
+    columns to read the temporary table in: an UPDATE that meets its rows in
+    key order writes the table's pages in order too.
     """
     if use_copy or any(c.is_array for c in columns):
+        quote = connection.ops.quote_name
         with temp_table(connection, wrapped, table, [c.name for c in columns]) as name:
             copy_rows(connection, raw, name, columns, zip(*values, strict=True))
-            yield f"{connection.ops.quote_name(name)} AS s", []
+            if order_by:
+                order = ", ".join(quote(column) for column in order_by)
+                yield f"(SELECT * FROM {quote(name)} ORDER BY {order}) AS s", []
+            else:
+                yield f"{quote(name)} AS s", []
     else:
         yield unnest(connection, columns), [list(v) for v in values]

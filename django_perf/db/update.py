@@ -82,8 +82,8 @@ def _update_native(rowset: RowSet, key_count: int) -> tuple[int, list[Any]]:
     with postgres.cursor(connection) as (wrapped, raw):
         for start in range(0, size, step):
             values = [column[start : start + step] for column in rowset.columns]
-            with postgres.staged(connection, wrapped, raw, table, columns, values,
-                                 use_copy) as (source, params):  # fmt: skip
+            with postgres.staged(connection, wrapped, raw, table, columns, values, use_copy,
+                                 [c.name for c in key_columns]) as (source, params):  # fmt: skip
                 wrapped.execute(
                     f"UPDATE {quote(table)} AS t SET {assignments} FROM {source} "
                     f"WHERE {join}{scope}{returning}",
