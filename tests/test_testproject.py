@@ -1,9 +1,6 @@
 """The test project: DATABASE_URL parsing, demo data, and the ``demo`` command."""
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,7 +12,7 @@ from django.core.management import call_command
 from testproject.blog.models import Article, Comment, Event
 from testproject.blog.seed import SeedSize, seed
 from testproject.dburl import SQLITE_OPTIONS, database_from_url
-from tests.support.env import ROOT
+from tests.support.demo import start_demo
 from tests.support.servers import free_port, wait_for_port
 
 BASE = Path("/srv/app")
@@ -127,20 +124,7 @@ def test_demo_reset_password_prints_a_new_working_password(capsys):
 def test_demo_command_serves_the_site_on_a_fresh_sqlite_database(tmp_path):
     """The README's first command, as a new user runs it: no settings, no servers."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "testproject.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
-    }
-    env.pop("REDIS_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start_demo(tmp_path, port)
     try:
         wait_for_port(port, timeout=60, process=process)
         home = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)

@@ -1,14 +1,11 @@
 """``manage.py demo`` sends real traffic before it serves: a new user's dashboard has charts."""
 
-import os
 import re
-import subprocess
-import sys
 
 import httpx
 import pytest
 
-from tests.support.env import ROOT
+from tests.support.demo import start_demo
 from tests.support.servers import free_port, wait_for_port
 
 
@@ -25,21 +22,7 @@ def log_in(client: httpx.Client, password: str) -> None:
 @pytest.mark.sqlite
 def test_the_demo_serves_a_dashboard_with_charts_from_its_first_page(tmp_path):
     port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "testproject.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
-        "DJANGO_PERF_DEMO_PASSWORD": "demo-pw",
-    }
-    env.pop("REDIS_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start_demo(tmp_path, port, DJANGO_PERF_DEMO_PASSWORD="demo-pw")
     try:
         wait_for_port(port, timeout=90, process=process)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
