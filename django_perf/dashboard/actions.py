@@ -107,7 +107,7 @@ def reset_view(request: HttpRequest, model_admin: DashboardAdmin) -> HttpRespons
         return TemplateResponse(request, "admin/django_perf/dashboard/reset.html", context)
     store.clear()
     recorder = get_recorder()
-    recorder.buffer.take()  # this process's unflushed requests go too
+    recorder.discard()  # this process's unflushed requests go too
     recorder.take_slow()
     log_action(
         request,

@@ -11,14 +11,29 @@ holds too many series folds new labels into the ``<other>`` route.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable
+from time import perf_counter_ns, time_ns
+from typing import TYPE_CHECKING
 
 from .histogram import EXACT_BELOW, MAX_VALUE, SUB, SUB_BITS
-from .series import Key, Series
+from .series import METHODS, STATUS_CLASSES, Key, Series, query_count_name, status_name
 
-__all__ = ["OTHER_ROUTE", "Buffer"]
+if TYPE_CHECKING:
+    from .queries import RequestTally
+
+__all__ = ["OTHER_ROUTE", "Buffer", "Finished"]
 
 OTHER_ROUTE = "<other>"
+
+# One finished request, as the middleware queues it: (perf_counter_ns() at its end, route
+# label, method, CONTENT_LENGTH header or None, status, duration ns, response bytes, the
+# request's tally if it counted anything or ran a query (else None), slow?, weight
+# (1 / sample rate), N+1 threshold). Without a tally the tuple holds no containers, so the garbage
+# collector stops tracking it: queued requests add no collection work.
+Finished = tuple[
+    int, str, str, "str | None", int, int, int, "RequestTally | None", bool, float, int
+]
 
 
 class Buffer:
@@ -80,6 +95,73 @@ class Buffer:
                 for name, value in extra:
                     sums[name] = sums.get(name, 0) + value
 
+    def fold(self, pending: deque[Finished]) -> int:
+        """Move finished requests from ``pending`` into their series; return how many moved.
+
+        One lock for the lot, and every step inline: this loop is where each request's
+        metrics are computed, so it stays tight. Safe with other threads appending to
+        ``pending`` or folding it too: each request is popped exactly once.
+        """
+        popleft = pending.popleft
+        methods, status_classes = METHODS, STATUS_CLASSES
+        folded = 0
+        to_epoch_ns = time_ns() - perf_counter_ns()  # the queue holds perf_counter_ns() times
+        with self.lock:
+            series_of = self.series
+            while pending:
+                try:
+                    request = popleft()
+                except IndexError:  # emptied by another thread's fold meanwhile
+                    break
+                (
+                    end_ns,
+                    route,
+                    method,
+                    received,
+                    status,
+                    elapsed_ns,
+                    sent,
+                    tally,
+                    slow,
+                    weight,
+                    n1,
+                ) = request
+                folded += 1
+                minute = (end_ns + to_epoch_ns) // 1_000_000_000
+                key = (
+                    minute - minute % 60,
+                    route,
+                    methods.get(method, "OTHER"),
+                    status_classes.get(status, "other"),
+                )
+                series = series_of.get(key)
+                if series is None:
+                    series = self._new_series(key)
+                duration_us = elapsed_ns // 1000
+                if duration_us < EXACT_BELOW:
+                    index = duration_us if duration_us > 0 else 0
+                else:
+                    value = duration_us if duration_us <= MAX_VALUE else MAX_VALUE
+                    shift = value.bit_length() - 1 - SUB_BITS
+                    index = ((shift + 1) << SUB_BITS) + (value >> shift) - SUB
+                buckets = series.buckets
+                buckets[index] = buckets.get(index, 0) + 1
+                series.requests += 1
+                series.weight += weight
+                series.duration_us += duration_us
+                series.response_bytes += sent
+                if received and received.isdigit():
+                    series.request_bytes += int(received)
+                if slow:
+                    series.slow += 1
+                if status != 200:
+                    code = status_name(status)
+                    if code is not None:
+                        series.extra[code] = series.extra.get(code, 0) + 1
+                if tally is not None:
+                    _add_tally(series, tally, n1)
+        return folded
+
     def _new_series(self, key: tuple) -> Series:
         # Called with the lock held. ``key`` may be a plain tuple (the hot path skips Key()).
         if len(self.series) >= self.max_series:
@@ -118,3 +200,24 @@ class Buffer:
                     mine.merge(series)
             if self.series:
                 self._make_room(max(key[0] for key in self.series))
+
+
+def _add_tally(series: Series, tally: RequestTally, n_plus_one_threshold: int) -> None:
+    """Add a request's queries (count, time, per alias, N+1) and cache events to ``series``."""
+    extra = series.extra
+    log = tally.queries
+    if log is not None and log.count:
+        series.queries += log.count
+        series.query_us += log.ns // 1000
+        name = query_count_name(log.count)
+        extra[name] = extra.get(name, 0) + 1
+        for alias, (n, ns) in log.by_alias.items():
+            name = "queries." + alias
+            extra[name] = extra.get(name, 0) + n
+            name = "query_us." + alias
+            extra[name] = extra.get(name, 0) + ns // 1000
+        if log.repeated(n_plus_one_threshold):
+            series.n_plus_one += 1
+    for name, value in tally.items():
+        if name.startswith("cache.") and name.count(".") == 2:
+            extra[name] = extra.get(name, 0) + value

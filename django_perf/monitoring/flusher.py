@@ -43,6 +43,7 @@ def flush(
     recorder = recorder or get_recorder()
     store = store or get_store()
     with recorder.flush_lock:
+        recorder.fold()
         batch = recorder.buffer.take()
         samples = recorder.take_samples()
         slow = recorder.take_slow()

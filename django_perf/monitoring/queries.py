@@ -10,6 +10,7 @@ variable, not two: each set makes every context-variable read after it slower.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from time import perf_counter_ns
 from typing import Any
 
@@ -58,11 +59,14 @@ class QueryLog:
 
 
 class RequestTally(Tally):
-    """The tally scope of a request the middleware records, carrying its query log."""
+    """The tally scope of a request the middleware records, carrying its query log.
 
-    __slots__ = ("queries",)
+    ``RequestTally(float)`` is one C call (defaultdict's own ``__init__``), and the
+    query log is made by the request's first query: requests without one pay nothing.
+    """
 
-    queries: QueryLog
+    queries: QueryLog | None = None
+    __init__ = defaultdict.__init__  # type: ignore[assignment]
 
 
 def current_log() -> QueryLog | None:
@@ -76,6 +80,8 @@ def _wrapper(execute: Any, sql: str, params: Any, many: bool, context: dict[str,
     if tally.__class__ is not RequestTally:
         return execute(sql, params, many, context)
     log = tally.queries  # type: ignore[union-attr]
+    if log is None:
+        log = tally.queries = QueryLog()  # type: ignore[union-attr]
     start = perf_counter_ns()
     try:
         return execute(sql, params, many, context)

@@ -15,13 +15,19 @@ from typing import Any, NamedTuple
 from .histogram import Histogram
 
 __all__ = [
+    "METHODS",
     "QUERY_COUNT_BOUNDS",
+    "STATUS_CLASSES",
     "SUMS",
     "Key",
     "Series",
     "query_count_name",
     "status_name",
 ]
+
+
+METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")}
+STATUS_CLASSES = {status: f"{status // 100}xx" for status in range(100, 600)}
 
 
 class Key(NamedTuple):

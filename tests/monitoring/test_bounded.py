@@ -9,7 +9,7 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 
 from django_perf.monitoring.buffer import OTHER_ROUTE, Buffer
-from django_perf.monitoring.recorder import UNMATCHED_ROUTE
+from django_perf.monitoring.recorder import FOLD_AT, UNMATCHED_ROUTE
 from django_perf.monitoring.series import Key
 
 
@@ -47,6 +47,8 @@ def test_100k_requests_to_10k_unknown_urls_keep_labels_and_memory_bounded(
     serve(90_000)
     gc.collect()
     growth = process.memory_info().rss - before
+    assert len(recorder.pending) < FOLD_AT  # requests fold as they queue up: bounded
+    recorder.fold()
     assert {key.route for key in recorder.buffer.series} == {UNMATCHED_ROUTE}
     assert recorder.routes == {UNMATCHED_ROUTE, OTHER_ROUTE}
     assert len(recorder.buffer) <= 3  # one series per minute the run spanned

@@ -1,0 +1,81 @@
+"""Requests queue up in the recorder and fold into series later: none lost, none counted twice."""
+
+import io
+import threading
+
+import pytest
+from django.core.handlers.wsgi import WSGIHandler
+
+from django_perf.monitoring.recorder import FOLD_AT
+
+THREADS = 4
+REQUESTS = 1500  # per thread: past FOLD_AT in total, so request threads fold too
+
+
+def environ(path):
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.url_scheme": "http",
+    }
+
+
+def start_response(status, headers):
+    pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_on_many_threads_while_another_thread_folds_are_each_counted_once(
+    recorder, settings
+):
+    settings.MIDDLEWARE = ["django_perf.monitoring.PerformanceMiddleware"]
+    handler = WSGIHandler()
+    done = threading.Event()
+    folded_by_folder = []
+
+    def serve():
+        for i in range(REQUESTS):
+            path = "/monitoring/fast/" if i % 2 else "/no/such/page/"
+            handler(environ(path), start_response).close()
+
+    def folder():
+        while not done.is_set():
+            folded_by_folder.append(recorder.fold())
+
+    folding = threading.Thread(target=folder)
+    folding.start()
+    servers = [threading.Thread(target=serve) for _ in range(THREADS)]
+    for thread in servers:
+        thread.start()
+    for thread in servers:
+        thread.join()
+    done.set()
+    folding.join()
+    recorder.fold()
+
+    by_route = {}
+    for key, series in recorder.buffer.series.items():
+        by_route[key.route] = by_route.get(key.route, 0) + series.requests
+    assert by_route == {
+        "/monitoring/fast/": THREADS * REQUESTS // 2,
+        "<unmatched>": THREADS * REQUESTS // 2,
+    }
+    assert sum(folded_by_folder) > 0  # the folder thread did take part
+    assert len(recorder.pending) == 0
+
+
+@pytest.mark.django_db
+def test_the_queue_never_holds_more_than_fold_at_requests(recorder, settings):
+    settings.MIDDLEWARE = ["django_perf.monitoring.PerformanceMiddleware"]
+    handler = WSGIHandler()
+    longest = 0
+    for _ in range(FOLD_AT * 3):
+        handler(environ("/monitoring/fast/"), start_response).close()
+        longest = max(longest, len(recorder.pending))
+    assert longest == FOLD_AT - 1  # the request that makes it FOLD_AT folds them all
+    recorder.fold()
+    [series] = recorder.buffer.series.values()
+    assert series.requests == FOLD_AT * 3
