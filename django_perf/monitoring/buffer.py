@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from time import perf_counter_ns, time_ns
 from typing import TYPE_CHECKING
 
-from .histogram import EXACT_BELOW, MAX_VALUE, SUB, SUB_BITS
+from .histogram import bucket_index
 from .series import METHODS, STATUS_CLASSES, Key, Series, query_count_name, status_name
 
 if TYPE_CHECKING:
@@ -66,28 +66,14 @@ class Buffer:
         ``key`` is ``(minute start, route, method, status class)``: a :class:`Key`
         or the plain tuple, which compares and hashes the same and is cheaper to make.
         """
-        if duration_us < EXACT_BELOW:
-            index = duration_us if duration_us > 0 else 0
-        else:
-            value = duration_us if duration_us <= MAX_VALUE else MAX_VALUE
-            shift = value.bit_length() - 1 - SUB_BITS
-            index = ((shift + 1) << SUB_BITS) + (value >> shift) - SUB
         with self.lock:
             series = self.series.get(key)
             if series is None:
                 series = self._new_series(key)
-            buckets = series.buckets
-            buckets[index] = buckets.get(index, 0) + 1
-            series.requests += 1
-            series.weight += weight
-            series.duration_us += duration_us
-            series.request_bytes += request_bytes
-            series.response_bytes += response_bytes
+            _add_request(series, duration_us, weight, request_bytes, response_bytes, slow)
             if queries:
                 series.queries += queries
                 series.query_us += query_us
-            if slow:
-                series.slow += 1
             if n_plus_one:
                 series.n_plus_one += 1
             if extra:
@@ -137,23 +123,14 @@ class Buffer:
                 series = series_of.get(key)
                 if series is None:
                     series = self._new_series(key)
-                duration_us = elapsed_ns // 1000
-                if duration_us < EXACT_BELOW:
-                    index = duration_us if duration_us > 0 else 0
-                else:
-                    value = duration_us if duration_us <= MAX_VALUE else MAX_VALUE
-                    shift = value.bit_length() - 1 - SUB_BITS
-                    index = ((shift + 1) << SUB_BITS) + (value >> shift) - SUB
-                buckets = series.buckets
-                buckets[index] = buckets.get(index, 0) + 1
-                series.requests += 1
-                series.weight += weight
-                series.duration_us += duration_us
-                series.response_bytes += sent
-                if received and received.isdigit():
-                    series.request_bytes += int(received)
-                if slow:
-                    series.slow += 1
+                _add_request(
+                    series,
+                    elapsed_ns // 1000,
+                    weight,
+                    int(received) if received and received.isdigit() else 0,
+                    sent,
+                    slow,
+                )
                 if status != 200:
                     code = status_name(status)
                     if code is not None:
@@ -200,6 +177,27 @@ class Buffer:
                     mine.merge(series)
             if self.series:
                 self._make_room(max(key[0] for key in self.series))
+
+
+def _add_request(
+    series: Series,
+    duration_us: int,
+    weight: float,
+    request_bytes: int,
+    response_bytes: int,
+    slow: bool,
+) -> None:
+    """Add one request's duration (to the histogram) and its fixed sums to ``series``."""
+    buckets = series.buckets
+    index = bucket_index(duration_us)
+    buckets[index] = buckets.get(index, 0) + 1
+    series.requests += 1
+    series.weight += weight
+    series.duration_us += duration_us
+    series.request_bytes += request_bytes
+    series.response_bytes += response_bytes
+    if slow:
+        series.slow += 1
 
 
 def _add_tally(series: Series, tally: RequestTally, n_plus_one_threshold: int) -> None:

@@ -52,15 +52,14 @@ class Recorder:
     """Holds what this process recorded until the flusher moves it to the shared store."""
 
     def __init__(self) -> None:
+        # One deque for the recorder's life: middleware keep a reference to it.
+        self.pending: deque[Finished] = deque()
         self._reinit()
 
     def _reinit(self) -> None:
         self.pid = os.getpid()
         self.max_routes = perf_settings.MONITORING_MAX_ROUTES
         self.buffer = Buffer(perf_settings.MONITORING_MAX_SERIES)
-        # The same deque for the recorder's life (middleware keep a reference), emptied here.
-        if not hasattr(self, "pending"):
-            self.pending: deque[Finished] = deque()
         self.pending.clear()
         self.routes: set[str] = {UNMATCHED_ROUTE, OTHER_ROUTE}
         self.labels: dict[str, str] = {}  # ResolverMatch.route -> label, for the hot path
