@@ -15,7 +15,6 @@ with and without the middleware.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import shutil
@@ -28,6 +27,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.test.utils import override_settings
 
 from tests.benchmarks.harness import Case, Comparison, Goal
+from tests.support.wsgi import get
 
 WSGI_REQUESTS = 3000
 ASGI_REQUESTS = 600
@@ -52,24 +52,9 @@ def _build(handler_class: type, middleware: list[str]) -> object:
         return handler_class()
 
 
-def _environ() -> dict:
-    return {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/monitoring/fast/",
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.url_scheme": "http",
-    }
-
-
-def _start_response(status: str, headers: list) -> None:
-    pass
-
-
 def wsgi_one(handler: Callable) -> Callable[[], None]:
     def one() -> None:
-        handler(_environ(), _start_response).close()
+        get(handler, "/monitoring/fast/")
 
     return one
 

@@ -1,7 +1,6 @@
 """Memory and label count stay bounded whatever the traffic."""
 
 import gc
-import io
 import logging
 
 import psutil
@@ -11,17 +10,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django_perf.monitoring.buffer import OTHER_ROUTE, Buffer
 from django_perf.monitoring.recorder import FOLD_AT, UNMATCHED_ROUTE
 from django_perf.monitoring.series import Key
-
-
-def environ(path):
-    return {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.url_scheme": "http",
-    }
+from tests.support.wsgi import get
 
 
 @pytest.mark.django_db
@@ -33,13 +22,9 @@ def test_100k_requests_to_10k_unknown_urls_keep_labels_and_memory_bounded(
     handler = WSGIHandler()
     process = psutil.Process()
 
-    def start_response(status, headers):
-        pass
-
     def serve(n):
         for i in range(n):
-            response = handler(environ(f"/unknown/{i % 10_000}/page"), start_response)
-            response.close()
+            get(handler, f"/unknown/{i % 10_000}/page")
 
     serve(10_000)  # warm up: every distinct URL seen once
     gc.collect()

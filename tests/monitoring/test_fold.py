@@ -1,30 +1,15 @@
 """Requests queue up in the recorder and fold into series later: none lost, none counted twice."""
 
-import io
 import threading
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 
 from django_perf.monitoring.recorder import FOLD_AT
+from tests.support.wsgi import get
 
 THREADS = 4
 REQUESTS = 1500  # per thread: past FOLD_AT in total, so request threads fold too
-
-
-def environ(path):
-    return {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.url_scheme": "http",
-    }
-
-
-def start_response(status, headers):
-    pass
 
 
 @pytest.mark.django_db(transaction=True)
@@ -39,7 +24,7 @@ def test_requests_on_many_threads_while_another_thread_folds_are_each_counted_on
     def serve():
         for i in range(REQUESTS):
             path = "/monitoring/fast/" if i % 2 else "/no/such/page/"
-            handler(environ(path), start_response).close()
+            get(handler, path)
 
     def folder():
         while not done.is_set():
@@ -73,7 +58,7 @@ def test_the_queue_never_holds_more_than_fold_at_requests(recorder, settings):
     handler = WSGIHandler()
     longest = 0
     for _ in range(FOLD_AT * 3):
-        handler(environ("/monitoring/fast/"), start_response).close()
+        get(handler, "/monitoring/fast/")
         longest = max(longest, len(recorder.pending))
     assert longest == FOLD_AT - 1  # the request that makes it FOLD_AT folds them all
     recorder.fold()
