@@ -139,9 +139,13 @@ def temp_table(
 
 
 def unnest(connection: BaseDatabaseWrapper, columns: Sequence[Column], alias: str = "s") -> str:
-    """``unnest(%s::t1[], %s::t2[], ...) AS alias(c1, c2, ...)``: one array parameter per column."""
+    """``unnest(%b::t1[], %b::t2[], ...) AS alias(c1, c2, ...)``: one array parameter per column.
+
+    The arrays are sent in binary (``%b``): psycopg's text form escapes every
+    element with a regular expression, which was a third of a 1,000-row update.
+    """
     quote = connection.ops.quote_name
-    arrays = ", ".join(f"%s::{c.type_name}[]" for c in columns)
+    arrays = ", ".join(f"%b::{c.type_name}[]" for c in columns)
     names = ", ".join(quote(c.name) for c in columns)
     return f"unnest({arrays}) AS {alias}({names})"
 
