@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -118,17 +118,24 @@ def copy_rows(
 
 @contextmanager
 def temp_table(
-    connection: BaseDatabaseWrapper, wrapped: CursorWrapper, table: str, columns: Sequence[str]
+    connection: BaseDatabaseWrapper,
+    wrapped: CursorWrapper,
+    table: str,
+    columns: Sequence[str],
+    as_text: Container[str] = (),
 ) -> Iterator[str]:
     """A temporary table with the types of ``table``'s ``columns``, gone after the transaction.
 
-    ``ON COMMIT DROP`` drops it when the transaction ends; inside a caller's
-    transaction (a savepoint is active) it is dropped right after use instead, so
-    that many calls in one long transaction do not pile tables up.
+    Columns named in ``as_text`` are ``text`` instead. ``ON COMMIT DROP`` drops
+    the table when the transaction ends; inside a caller's transaction (a
+    savepoint is active) it is dropped right after use instead, so that many
+    calls in one long transaction do not pile tables up.
     """
     quote = connection.ops.quote_name
     name = f"django_perf_{uuid.uuid4().hex[:16]}"
-    names = ", ".join(quote(c) for c in columns)
+    names = ", ".join(
+        f"{quote(c)}::text AS {quote(c)}" if c in as_text else quote(c) for c in columns
+    )
     wrapped.execute(
         f"CREATE TEMPORARY TABLE {quote(name)} ON COMMIT DROP AS "
         f"SELECT {names} FROM {quote(table)} WITH NO DATA"
@@ -164,6 +171,17 @@ def allocate_ids(wrapped: CursorWrapper, connection: BaseDatabaseWrapper, table:
     return sorted(wrapped.fetchone()[0])
 
 
+# Types staged as text and cast back in SQL: psycopg's binary ``numeric`` dumper
+# takes ~1.3 us a Decimal (two thirds of a 100,000-row COPY); ``str()`` plus a
+# server-side cast gives PostgreSQL the same exact digits for a fraction of that.
+STAGED_AS_TEXT = frozenset({"numeric"})
+TEXT_OID = 25
+
+
+def _as_text(value: Any) -> Any:
+    return value if value is None else str(value)
+
+
 @contextmanager
 def staged(
     connection: BaseDatabaseWrapper,
@@ -181,15 +199,33 @@ def staged(
     ``use_copy`` (or when a column is an array, which ``unnest`` would flatten),
     else ``unnest()`` of one array parameter per column. ``order_by`` names
     columns to read the temporary table in: an UPDATE that meets its rows in
-    key order writes the table's pages in order too.
+    key order writes the table's pages in order too. Columns of the types in
+    ``STAGED_AS_TEXT`` travel as text and are cast back, with the same result.
     """
+    as_text = {c.name for c in columns if c.type_name in STAGED_AS_TEXT}
+    if as_text:
+        values = [
+            list(map(_as_text, v)) if c.name in as_text else v
+            for c, v in zip(columns, values, strict=True)
+        ]
     if use_copy or any(c.is_array for c in columns):
         quote = connection.ops.quote_name
-        with temp_table(connection, wrapped, table, [c.name for c in columns]) as name:
-            copy_rows(connection, raw, name, columns, zip(*values, strict=True))
-            if order_by:
+        names = [c.name for c in columns]
+        with temp_table(connection, wrapped, table, names, as_text) as name:
+            sent = [
+                Column(c.name, TEXT_OID, "text", False) if c.name in as_text else c for c in columns
+            ]
+            copy_rows(connection, raw, name, sent, zip(*values, strict=True))
+            if order_by or as_text:
+                selected = ", ".join(
+                    f"{quote(c.name)}::{c.type_name} AS {quote(c.name)}"
+                    if c.name in as_text
+                    else quote(c.name)
+                    for c in columns
+                )
                 order = ", ".join(quote(column) for column in order_by)
-                yield f"(SELECT * FROM {quote(name)} ORDER BY {order}) AS s", []
+                order = f" ORDER BY {order}" if order else ""
+                yield f"(SELECT {selected} FROM {quote(name)}{order}) AS s", []
             else:
                 yield f"{quote(name)} AS s", []
     else:

@@ -46,6 +46,26 @@ def test_updates_the_given_fields_and_returns_the_count(copy_from):
         assert stored[obj.pk].qty != -1
 
 
+# Exponent notation, more places than the column keeps (rounded by PostgreSQL),
+# negative zero, the largest value that fits, tiny values: decimals are staged as
+# text on PostgreSQL, and must land exactly as the ORM's save() stores them.
+AWKWARD_DECIMALS = ["1E+2", "5E-4", "0.005", "-0.005", "-0", "1234567890.125", "9999999999.99",
+                    "1.23456789", "-7.5E-1", "0"]  # fmt: skip
+
+
+@paths
+def test_decimals_land_as_the_orm_stores_them(copy_from):
+    values = [decimal.Decimal(text) for text in AWKWARD_DECIMALS]
+    ours, orm = items(len(values)), items(len(values))
+    for mine, theirs, value in zip(ours, orm, values, strict=True):
+        mine.price = theirs.price = value
+        theirs.save(update_fields=["price"])
+    with override_settings(DJANGO_PERF={"BULK_COPY_MIN_ROWS": copy_from}):
+        assert bulk_update(Item, ours, ["price"]) == len(values)
+    stored = dict(Item.objects.values_list("pk", "price"))
+    assert [str(stored[o.pk]) for o in ours] == [str(stored[o.pk]) for o in orm]
+
+
 @paths
 def test_every_field_type_round_trips(copy_from):
     (pk,) = bulk_insert(Kitchen, [{"name": "before"}], returning=True)
