@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["Flusher", "flush"]
 
 logger = logging.getLogger("django_perf.monitoring")
+FORK_WAIT = 10.0  # seconds a fork waits for the flusher's tick in progress
 
 
 def flush(
@@ -77,6 +78,8 @@ class Flusher:
         self.system_interval = float(perf_settings.MONITORING_SYSTEM_INTERVAL)
         self.maintain_interval = max(6 * self.interval, 5.0)
         self._stop = threading.Event()
+        # Held for each tick's work, so that a fork can wait for the tick to end (pause()).
+        self._tick = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="django-perf-flusher", daemon=True)
         self._sampler = None
 
@@ -90,20 +93,37 @@ class Flusher:
         while not self._stop.wait(self.interval):
             # One tick: sample, flush, maintain, then let go of the database connection,
             # so that between ticks the thread holds no connection at all.
-            try:
-                if self.system_interval and time.monotonic() >= next_sample:
-                    next_sample = time.monotonic() + self.system_interval
-                    self._sample()
-                flush(self.recorder)
-                if time.monotonic() >= next_maintain:
-                    next_maintain = time.monotonic() + self.maintain_interval
-                    from .store import get_store
+            with self._tick:
+                try:
+                    if self.system_interval and time.monotonic() >= next_sample:
+                        next_sample = time.monotonic() + self.system_interval
+                        self._sample()
+                    flush(self.recorder)
+                    if time.monotonic() >= next_maintain:
+                        next_maintain = time.monotonic() + self.maintain_interval
+                        from .store import get_store
 
-                    get_store().maintain()
-            except Exception:
-                logger.warning("Metrics maintenance failed; will retry", exc_info=True)
-            finally:
-                _release_connection()
+                        get_store().maintain()
+                except Exception:
+                    logger.warning("Metrics maintenance failed; will retry", exc_info=True)
+                finally:
+                    _release_connection()
+
+    def pause(self, timeout: float = FORK_WAIT) -> bool:
+        """Wait for the current tick to end and hold off the next; True if now paused.
+
+        Called before a fork (gunicorn ``--preload`` forks workers from a process
+        whose flusher may be mid-tick): a child forked while this thread is inside
+        an import, a database call or a lock would inherit them held and could
+        hang on them. ``resume()`` lets the thread go on.
+        """
+        if self.pid != os.getpid() or threading.current_thread() is self._thread:
+            return False
+        return self._tick.acquire(timeout=timeout)
+
+    def resume(self) -> None:
+        """Let the thread run its next tick (after ``pause()`` returned True)."""
+        self._tick.release()
 
     def _sample(self) -> None:
         try:

@@ -167,10 +167,26 @@ def reset_recorder() -> None:
         recorder.flusher.stop(flush_now=False)
 
 
+def _before_fork() -> None:
+    # Fork between the flusher's ticks, never in the middle of one (see Flusher.pause()).
+    global _paused
+    recorder = _recorder
+    flusher = recorder.flusher if recorder is not None else None
+    _paused = flusher if flusher is not None and flusher.pause() else None
+
+
+def _after_fork_in_parent() -> None:
+    global _paused
+    flusher, _paused = _paused, None
+    if flusher is not None:
+        flusher.resume()
+
+
 def _after_fork_in_child() -> None:
     # Same object (middleware instances hold it), fresh state: the parent's buffer is its own.
-    global _lock
+    global _lock, _paused
     _lock = threading.Lock()
+    _paused = None  # the parent's flusher: its lock was copied held, and is dropped with it
     recorder = _recorder
     if recorder is not None:
         had_flusher = recorder.flusher is not None
@@ -179,7 +195,10 @@ def _after_fork_in_child() -> None:
             recorder.start_flusher()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_paused: Flusher | None = None  # the flusher held by _before_fork(), until the fork is done
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
 
 
 def flush_at_shutdown() -> None:

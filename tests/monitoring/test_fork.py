@@ -1,0 +1,72 @@
+"""A fork (gunicorn ``--preload``) waits for the flusher's tick in progress, never splits one.
+
+A child forked while the flusher thread is inside an import, a database call
+or a lock would inherit them held. The tick here is a stand-in that sleeps
+(the real flush is exercised by test_servers.py's preloaded gunicorn test);
+what is under test is the fork hook's wait and the parent's flusher resuming.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from django_perf.monitoring import flusher as flusher_module
+from django_perf.monitoring.flusher import Flusher
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
+
+
+def test_a_fork_waits_for_the_tick_in_progress_and_the_parent_flusher_goes_on(perf, monkeypatch):
+    recorder = perf(MONITORING_FLUSH_INTERVAL=0.01, MONITORING_SYSTEM_INTERVAL=0)
+    in_tick = threading.Event()
+    state = {"ticks": 0, "inside": False}
+
+    def slow_flush(recorder):
+        state["inside"] = True
+        in_tick.set()
+        time.sleep(0.3)
+        state["ticks"] += 1
+        state["inside"] = False
+        return 0
+
+    monkeypatch.setattr(flusher_module, "flush", slow_flush)
+    flusher = Flusher(recorder)
+    recorder.flusher = flusher
+    flusher.start()
+    try:
+        assert in_tick.wait(5)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report what the fork copied, and leave at once
+            os.write(write_end, b"inside" if state["inside"] else b"between")
+            os._exit(0)
+        os.close(write_end)
+        copied = os.read(read_end, 16)
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        ticks_at_fork = state["ticks"]
+        deadline = time.monotonic() + 5
+        while state["ticks"] < ticks_at_fork + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        flusher.stop(flush_now=False)
+    assert copied == b"between"
+    assert ticks_at_fork >= 1
+    assert state["ticks"] >= ticks_at_fork + 2  # resumed after the fork
+
+
+def test_the_flusher_thread_itself_is_never_made_to_wait_for_its_own_tick(perf):
+    recorder = perf(MONITORING_FLUSH_INTERVAL=0.01, MONITORING_SYSTEM_INTERVAL=0)
+    flusher = Flusher(recorder)
+    results = []
+    thread = threading.Thread(target=lambda: results.append(flusher.pause(timeout=0.1)))
+    flusher._thread = thread  # pause() called on the flusher's own thread (a fork from a tick)
+    thread.start()
+    thread.join(5)
+    assert results == [False]
+    assert flusher.pause(timeout=0.1) is True  # from any other thread it takes the tick lock
+    flusher.resume()
