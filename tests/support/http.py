@@ -86,5 +86,10 @@ def serve(
         except (RuntimeError, TimeoutError) as error:
             raise RuntimeError(f"{kind} did not start: {error}\n{server.log()}") from error
         yield server
+    except BaseException:
+        # A failing test shows what the server said (pytest prints captured output).
+        server.stop()
+        print(f"--- {kind} log ({log_path}) ---\n{server.log()}")
+        raise
     finally:
         server.stop()
