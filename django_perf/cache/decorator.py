@@ -413,12 +413,7 @@ class CachedFunction:
             try:
                 value = self._compute(cache, key, args, kwargs)
             except Exception as error:
-                logger.warning(
-                    "%s raised %s: %s while refreshing early; the current value stays.",
-                    self.name,
-                    type(error).__name__,
-                    error,
-                )
+                self._keep_current(error)
                 value = current
             finally:
                 if lease is not None:
@@ -430,6 +425,15 @@ class CachedFunction:
             raise
         finally:
             flights.leave(flight)
+
+    def _keep_current(self, error: Exception) -> None:
+        """Log an early refresh that failed: the caller keeps the value it has."""
+        logger.warning(
+            "%s raised %s: %s while refreshing early; the current value stays.",
+            self.name,
+            type(error).__name__,
+            error,
+        )
 
     def _refresh_in_background(
         self, cache: Any, key: str, args: Any, kwargs: Any, stale: Any
@@ -579,12 +583,7 @@ class AsyncCachedFunction(CachedFunction):
             try:
                 value = await self._acompute(cache, key, args, kwargs)
             except Exception as error:
-                logger.warning(
-                    "%s raised %s: %s while refreshing early; the current value stays.",
-                    self.name,
-                    type(error).__name__,
-                    error,
-                )
+                self._keep_current(error)
                 value = current
             finally:
                 if lease is not None:

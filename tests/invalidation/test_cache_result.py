@@ -419,6 +419,32 @@ def test_probabilistic_early_refresh_recomputes_before_expiry(cache):
     assert calls.count(2) == 1
 
 
+def test_an_early_refresh_that_fails_keeps_the_current_value_sync_and_async(cache, caplog):
+    calls = []
+
+    def compute() -> int:
+        calls.append(1)
+        if len(calls) > 1:
+            raise ConnectionError("backend down")
+        return 7
+
+    @cache_result(ttl=60, early="probabilistic", beta=1e9)  # certain to refresh early
+    def hot() -> int:
+        return compute()
+
+    @cache_result(ttl=60, early="probabilistic", beta=1e9)
+    async def ahot() -> int:
+        return compute()
+
+    with caplog.at_level("WARNING", logger="django_perf.cache"):
+        assert [hot(), hot()] == [7, 7]  # the second call's refresh raised
+        calls.clear()
+        assert [async_to_sync(ahot)(), async_to_sync(ahot)()] == [7, 7]
+    failures = [r.getMessage() for r in caplog.records if "refreshing early" in r.getMessage()]
+    assert len(failures) == 2
+    assert all("ConnectionError: backend down" in message for message in failures)
+
+
 def test_values_stored_with_their_age_are_json_serializable(configure_cache):
     configure_cache("memory", "database", SERIALIZER="json")
 
