@@ -28,12 +28,12 @@ OTHER_ROUTE = "<other>"
 
 # One finished request, as the middleware queues it: (perf_counter_ns() at its end, route
 # label, method, CONTENT_LENGTH header or None, status, duration ns, response bytes, the
-# request's tally if it counted anything or ran a query (else None), slow?, weight
-# (1 / sample rate), N+1 threshold). Without a tally the tuple holds no containers, so the garbage
-# collector stops tracking it: queued requests add no collection work.
-Finished = tuple[
-    int, str, str, "str | None", int, int, int, "RequestTally | None", bool, float, int
-]
+# request's tally if it counted anything or ran a query (else None), the middleware's
+# parameters: (weight = 1 / sample rate, N+1 threshold, slow threshold ns)). Without a tally
+# the tuple holds no mutable containers, so the garbage collector stops tracking it: queued
+# requests add no collection work.
+Params = tuple[float, int, int]
+Finished = tuple[int, str, str, "str | None", int, int, int, "RequestTally | None", Params]
 
 
 class Buffer:
@@ -108,9 +108,7 @@ class Buffer:
                     elapsed_ns,
                     sent,
                     tally,
-                    slow,
-                    weight,
-                    n1,
+                    (weight, n1, slow_ns),
                 ) = request
                 folded += 1
                 minute = (end_ns + to_epoch_ns) // 1_000_000_000
@@ -129,7 +127,7 @@ class Buffer:
                     weight,
                     int(received) if received and received.isdigit() else 0,
                     sent,
-                    slow,
+                    elapsed_ns > slow_ns,
                 )
                 if status != 200:
                     code = status_name(status)

@@ -68,6 +68,8 @@ class PerformanceMiddleware:
         self.n_plus_one = perf_settings.MONITORING_N_PLUS_ONE_THRESHOLD
         self.memory_rate = float(perf_settings.MONITORING_MEMORY_PROFILE_RATE)
         self.every_request = self.rate >= 1.0 and not self.memory_rate
+        # What the fold needs from this middleware, queued with each request as one field.
+        self.params = (self.weight, self.n_plus_one, self.slow_ns)
         self.recorder = get_recorder()
         self.pending = self.recorder.pending
         queries.install()
@@ -113,7 +115,8 @@ class PerformanceMiddleware:
                 from .memory import aprofile_request
 
                 return await aprofile_request(request, self._record_async)
-        # _record_async(), inlined: one coroutine fewer on the path every request takes.
+        # _record_async() and _finish(), inlined: under ASGI this code runs cold, after the
+        # rest of Django and a thread hop, where each call and line costs several times more.
         tally = RequestTally(float)
         token = _tally_var.set(tally)
         start = perf_counter_ns()
@@ -124,9 +127,35 @@ class PerformanceMiddleware:
             raise
         finally:
             _tally_var.reset(token)
+        end = perf_counter_ns()
         if response.streaming:
             return self._wrap_stream(request, response, start, tally)
-        self._finish(request, response.status_code, start, tally, len(response.content))
+        match = request.resolver_match
+        recorder = self.recorder
+        if match is None:
+            route = UNMATCHED_ROUTE
+        else:
+            route = recorder.labels.get(match.route) or recorder.label_for(match)
+        elapsed_ns = end - start
+        status = response.status_code
+        pending = self.pending
+        pending.append(
+            (
+                end,
+                route,
+                request.method,  # type: ignore[arg-type]
+                request.META.get("CONTENT_LENGTH"),
+                status,
+                elapsed_ns,
+                len(response.content),
+                tally if tally or tally.queries else None,
+                self.params,
+            )
+        )
+        if elapsed_ns > self.slow_ns:
+            self._log_slow(request, route, status, elapsed_ns, tally)
+        if len(pending) >= FOLD_AT:
+            recorder.fold()
         return response
 
     def _record_sync(self, request: HttpRequest) -> Any:
@@ -187,17 +216,18 @@ class PerformanceMiddleware:
         Only what the fold cannot find later is read here: the route label (so the
         queue holds a string, not the resolver match), request headers, the tally.
         """
-        elapsed_ns = perf_counter_ns() - start
+        end = perf_counter_ns()  # the fold turns it into wall time
         match = request.resolver_match
+        recorder = self.recorder
         if match is None:
             route = UNMATCHED_ROUTE
         else:
-            route = self.recorder.labels.get(match.route) or self.recorder.label_for(match)
-        slow = elapsed_ns > self.slow_ns
+            route = recorder.labels.get(match.route) or recorder.label_for(match)
+        elapsed_ns = end - start
         pending = self.pending
         pending.append(
             (
-                start + elapsed_ns,  # perf_counter_ns() now: the fold turns it into wall time
+                end,
                 route,
                 request.method,  # type: ignore[arg-type]
                 request.META.get("CONTENT_LENGTH"),
@@ -205,15 +235,13 @@ class PerformanceMiddleware:
                 elapsed_ns,
                 sent,
                 tally if tally or tally.queries else None,
-                slow,
-                self.weight,
-                self.n_plus_one,
+                self.params,
             )
         )
-        if slow:
+        if elapsed_ns > self.slow_ns:
             self._log_slow(request, route, status, elapsed_ns, tally)
         if len(pending) >= FOLD_AT:
-            self.recorder.fold()
+            recorder.fold()
 
     def _log_slow(
         self, request: HttpRequest, route: str, status: int, elapsed_ns: int, tally: RequestTally

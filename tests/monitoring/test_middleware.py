@@ -216,6 +216,76 @@ def test_async_views_and_async_streaming_under_asgi(recorder):
     assert routes["/monitoring/astream/<int:chunks>/"][0][1].response_bytes == 3000
 
 
+SAME_REQUESTS = [
+    ("GET", "/monitoring/fast/", {}),
+    ("GET", "/monitoring/async/", {}),
+    ("POST", "/monitoring/upload/",
+     {"data": b"x" * 1234, "content_type": "application/octet-stream"}),
+    ("GET", "/monitoring/fail/", {}),
+    ("GET", "/monitoring/queries/4/", {}),
+    ("GET", "/no/such/page/", {}),
+    ("BREW", "/monitoring/fast/", {}),
+]  # fmt: skip
+
+
+def _serve_the_same_requests(client):
+    """Every kind of outcome, through a Client (WSGI handler) or an AsyncClient (ASGI)."""
+    if isinstance(client, AsyncClient):
+
+        async def serve():
+            for method, path, kwargs in SAME_REQUESTS:
+                await client.generic(method, path, **kwargs)
+
+        asyncio.run(serve())
+    else:
+        for method, path, kwargs in SAME_REQUESTS:
+            client.generic(method, path, **kwargs)
+
+
+def _recorded(recorder):
+    """Everything recorded but durations, by (route, method, status class)."""
+    recorder.fold()
+    found = {}
+    for key, series in recorder.buffer.series.items():
+        extra = {k: v for k, v in series.extra.items() if not k.startswith("query_us")}
+        found[(key.route, key.method, key.status)] = (
+            series.requests, series.weight, series.request_bytes, series.response_bytes,
+            series.queries, series.n_plus_one, series.slow, extra,
+        )  # fmt: skip
+    return found
+
+
+def test_asgi_records_exactly_what_wsgi_records(perf, caplog):
+    """The async path is inlined apart from the sync one: both must record the same."""
+    seed(SeedSize(authors=5, articles=5, comments=1, events=1))
+    settings = {"MONITORING_SLOW_REQUEST_MS": 0.001, "MONITORING_N_PLUS_ONE_THRESHOLD": 3}
+    recorded, logged = [], []
+    for client in (Client(raise_request_exception=False),
+                   AsyncClient(raise_request_exception=False)):  # fmt: skip
+        recorder = perf(**settings)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="django_perf.monitoring"):
+            _serve_the_same_requests(client)
+        recorded.append(_recorded(recorder))
+        mine = [r for r in caplog.records if r.name == "django_perf.monitoring"]
+        logged.append(sorted((r.route, r.status_code) for r in mine))
+    wsgi, asgi = recorded
+    assert asgi == wsgi
+    assert set(wsgi) == {
+        ("/monitoring/fast/", "GET", "2xx"),
+        ("/monitoring/async/", "GET", "2xx"),
+        ("/monitoring/upload/", "POST", "2xx"),
+        ("/monitoring/fail/", "GET", "5xx"),
+        ("/monitoring/queries/<int:n>/", "GET", "2xx"),
+        (UNMATCHED_ROUTE, "GET", "4xx"),
+        ("/monitoring/fast/", "OTHER", "2xx"),
+    }
+    assert wsgi[("/monitoring/upload/", "POST", "2xx")][2:4] == (1234, 4)
+    assert wsgi[("/monitoring/queries/<int:n>/", "GET", "2xx")][4:7] == (4, 1, 1)
+    assert len(logged[0]) == 7  # every request was slow
+    assert logged[1] == logged[0]
+
+
 def _asgi_request(path):
     """Serve one GET through Django's real ASGIHandler; return the status."""
     sent = []
