@@ -53,6 +53,13 @@ class PerformanceMiddleware:
     sync_capable = True
     async_capable = True
 
+    def __new__(cls, get_response: Callable[[HttpRequest], Any]) -> PerformanceMiddleware:
+        # Under ASGI, an instance whose own __call__ is the coroutine: Django then awaits
+        # it directly, one call fewer on a path that runs cold (see _AsyncPerformanceMiddleware).
+        if cls is PerformanceMiddleware and iscoroutinefunction(get_response):
+            cls = _AsyncPerformanceMiddleware
+        return super().__new__(cls)
+
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         if not perf_settings.MONITORING_ENABLED:
             raise MiddlewareNotUsed("DJANGO_PERF['MONITORING_ENABLED'] is False")
@@ -278,6 +285,12 @@ class PerformanceMiddleware:
                 message=message,
             )
         )
+
+
+class _AsyncPerformanceMiddleware(PerformanceMiddleware):
+    """``PerformanceMiddleware`` built on an async handler: calling it is ``__acall__``."""
+
+    __call__ = PerformanceMiddleware.__acall__  # type: ignore[assignment]
 
 
 def slow_request_message(

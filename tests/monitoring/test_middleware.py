@@ -1,11 +1,12 @@
 """PerformanceMiddleware in process: what it records per request, sync and async."""
 
 import asyncio
+import inspect
 import logging
 import random
 
 import pytest
-from asgiref.sync import SyncToAsync
+from asgiref.sync import SyncToAsync, iscoroutinefunction
 from django.core.handlers.asgi import ASGIHandler
 from django.test import AsyncClient, Client
 
@@ -167,6 +168,21 @@ def test_disabled_middleware_removes_itself(perf):
     perf(MONITORING_ENABLED=False)
     with pytest.raises(MiddlewareNotUsed):
         PerformanceMiddleware(lambda request: None)
+
+
+def test_under_asgi_django_awaits_the_middleware_itself(recorder):
+    """On an async handler the instance's own ``__call__`` is the coroutine (no sync call first)."""
+
+    async def async_view_chain(request):
+        return None
+
+    on_async = PerformanceMiddleware(async_view_chain)
+    on_sync = PerformanceMiddleware(lambda request: None)
+    assert isinstance(on_async, PerformanceMiddleware)
+    assert inspect.iscoroutinefunction(type(on_async).__call__)
+    assert iscoroutinefunction(on_async)  # what Django's handler checks
+    assert not inspect.iscoroutinefunction(type(on_sync).__call__)
+    assert not iscoroutinefunction(on_sync)
 
 
 def test_streaming_bytes_are_counted_as_they_pass_and_recorded_at_the_end(recorder):
