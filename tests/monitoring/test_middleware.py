@@ -6,8 +6,9 @@ import logging
 import random
 
 import pytest
-from asgiref.sync import SyncToAsync, iscoroutinefunction
+from asgiref.sync import SyncToAsync, iscoroutinefunction, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
 from django.test import AsyncClient, Client
 
 from django_perf.monitoring.middleware import PerformanceMiddleware
@@ -254,6 +255,9 @@ def _serve_the_same_requests(client):
         async def serve():
             for method, path, kwargs in SAME_REQUESTS:
                 await client.generic(method, path, **kwargs)
+            # The sync views ran on asgiref's executor thread, whose database connection
+            # the test client leaves open: close it there, or later tests see the session.
+            await sync_to_async(connections.close_all)()
 
         asyncio.run(serve())
     else:
