@@ -9,9 +9,20 @@ from django.db import models, transaction
 
 from ..conf import perf_settings
 from . import fallback, postgres
+from .errors import RowTypeError, RowValueError
 from .fields import is_native
 from .notify import listening, rows_written
-from .rows import RowSet, extract, key_values, resolve_fields, resolve_key, resolve_target
+from .rows import (
+    RowSet,
+    Target,
+    extract,
+    in_memory_order,
+    key_values,
+    resolve_fields,
+    resolve_key,
+    resolve_target,
+    row_list,
+)
 
 __all__ = ["bulk_update"]
 
@@ -48,8 +59,7 @@ def bulk_update(
                 f"{target.label}: {model_field.name!r} is the key; a key cannot be updated "
                 "by the rows it matches."
             )
-    rowset = extract(target, objs_or_rows, key_fields + set_fields, insert=False, keys=key_fields)
-    keys = key_values(rowset, key_fields)
+    rowset, keys = _checked_rows(target, objs_or_rows, key_fields, set_fields)
     if not rowset.size:
         return 0
     with transaction.atomic(using=target.using):
@@ -59,6 +69,32 @@ def bulk_update(
             count, pks = _update_fallback(rowset, key_fields, set_fields, keys)
         rows_written(target.model, pks, "update", target.using)
     return count
+
+
+def _checked_rows(
+    target: Target, objs_or_rows: Iterable[Any], key_fields: list, set_fields: list
+) -> tuple[RowSet, list]:
+    """The rows as checked columns, and their keys (refusing repeated keys).
+
+    On PostgreSQL the rows are read in memory order (:func:`in_memory_order`):
+    the order of the rows does not change what a set-based UPDATE does. Errors
+    still name rows by their index in ``objs_or_rows``; elsewhere, where each
+    row is its own statement, the caller's order is kept.
+    """
+    rows = row_list(target, objs_or_rows)
+    fields = key_fields + set_fields
+    if not is_native(target.connection):
+        rowset = extract(target, rows, fields, insert=False, keys=key_fields)
+        return rowset, key_values(rowset, key_fields)
+    try:
+        rowset = extract(target, in_memory_order(rows), fields, insert=False, keys=key_fields)
+        return rowset, key_values(rowset, key_fields)
+    except (RowValueError, RowTypeError):
+        # That error counted rows in memory order: check again in the caller's order, so
+        # that it names the first bad row by its index in ``objs_or_rows``.
+        rowset = extract(target, rows, fields, insert=False, keys=key_fields)
+        key_values(rowset, key_fields)
+        raise  # not reached: the same rows fail the same checks in any order
 
 
 def _update_native(rowset: RowSet, key_count: int) -> tuple[int, list[Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import decimal
 
 import pytest
@@ -14,6 +15,7 @@ from testproject.blog.models import Article
 from testproject.bulkdemo.models import Account, Item, Kitchen, Token
 
 pytestmark = pytest.mark.django_db
+NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 def ok(**overrides):
@@ -201,3 +203,34 @@ def test_a_bad_row_anywhere_writes_nothing():
     with pytest.raises(RowValueError, match="row 500"):
         bulk_insert(Kitchen, rows)
     assert not Kitchen.objects.exists()
+
+
+def _against_memory_order(objs: list) -> list:
+    """``objs`` in descending address order, the reverse of how bulk_update reads them."""
+    return sorted(objs, key=id, reverse=True)
+
+
+def test_update_errors_name_rows_by_their_place_in_the_callers_list():
+    saved = Item.objects.bulk_create(
+        Item(qty=i, name=f"n{i}", body="", price=decimal.Decimal(1), ts=NOW, active=True)
+        for i in range(60)
+    )
+    objs = _against_memory_order(list(Item.objects.order_by("pk")))
+    assert len(saved) == len(objs)
+    for index in (3, 40):  # row 40 comes first in memory order
+        objs[index].name = "x" * 101
+    with CaptureQueriesContext(connection) as queries, pytest.raises(RowValueError) as raised:
+        bulk_update(Item, objs, ["name"])
+    assert (raised.value.index, raised.value.field) == (3, "name")
+    assert "row 3, field 'name'" in str(raised.value)
+    assert [q["sql"] for q in queries] == []
+
+
+def test_update_duplicate_keys_name_rows_by_their_place_in_the_callers_list():
+    rows = _against_memory_order([{"id": i, "name": f"n{i}"} for i in range(20)])
+    rows[9]["id"] = rows[2]["id"]
+    rows[15]["id"] = rows[11]["id"]  # the second pair comes first in memory order
+    with pytest.raises(RowValueError) as raised:
+        bulk_update(Kitchen, rows, ["name"])
+    assert f"rows 2 and 9 have the same key {rows[2]['id']}" in str(raised.value)
+    assert raised.value.index == 9
