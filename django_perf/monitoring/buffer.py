@@ -85,13 +85,20 @@ class Buffer:
         """Move finished requests from ``pending`` into their series; return how many moved.
 
         One lock for the lot, and every step inline: this loop is where each request's
-        metrics are computed, so it stays tight. Safe with other threads appending to
-        ``pending`` or folding it too: each request is popped exactly once.
+        metrics are computed, so it stays tight. A request in the same minute, route,
+        method and status as the one before (most of them) reuses that one's series
+        without building its key. Safe with other threads appending to ``pending`` or
+        folding it too: each request is popped exactly once.
         """
         popleft = pending.popleft
         methods, status_classes = METHODS, STATUS_CLASSES
         folded = 0
         to_epoch_ns = time_ns() - perf_counter_ns()  # the queue holds perf_counter_ns() times
+        # The previous request's minute, as a range of perf_counter_ns() times [lo, hi), and
+        # its series with the route, method and status it was found by.
+        lo = hi = minute = 0
+        last_route = last_method = last_status = None
+        series = None
         with self.lock:
             series_of = self.series
             while pending:
@@ -111,16 +118,23 @@ class Buffer:
                     (weight, n1, slow_ns),
                 ) = request
                 folded += 1
-                minute = (end_ns + to_epoch_ns) // 1_000_000_000
-                key = (
-                    minute - minute % 60,
-                    route,
-                    methods.get(method, "OTHER"),
-                    status_classes.get(status, "other"),
-                )
-                series = series_of.get(key)
-                if series is None:
-                    series = self._new_series(key)
+                if not lo <= end_ns < hi:  # another minute than the previous request's
+                    second = (end_ns + to_epoch_ns) // 1_000_000_000
+                    minute = second - second % 60
+                    lo = minute * 1_000_000_000 - to_epoch_ns
+                    hi = lo + 60_000_000_000
+                    last_route = None
+                if route != last_route or method != last_method or status != last_status:
+                    key = (
+                        minute,
+                        route,
+                        methods.get(method, "OTHER"),
+                        status_classes.get(status, "other"),
+                    )
+                    series = series_of.get(key)
+                    if series is None:
+                        series = self._new_series(key)
+                    last_route, last_method, last_status = route, method, status
                 _add_request(
                     series,
                     elapsed_ns // 1000,

@@ -1,10 +1,14 @@
 """Requests queue up in the recorder and fold into series later: none lost, none counted twice."""
 
+import random
 import threading
+from collections import deque
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 
+from django_perf.monitoring import buffer as buffer_module
+from django_perf.monitoring.buffer import Buffer
 from django_perf.monitoring.recorder import FOLD_AT
 from tests.support.wsgi import get
 
@@ -68,3 +72,31 @@ def test_the_queue_never_holds_more_than_fold_at_requests(recorder, settings):
         ("/monitoring/fast/", "GET", "2xx")
     }
     assert sum(s.requests for s in series.values()) == FOLD_AT * 3
+
+
+def test_a_batch_folds_into_the_same_series_as_one_request_at_a_time(monkeypatch):
+    """The fold reuses the previous request's series when nothing of its key changed."""
+    # Fixed clocks, so that both buffers place every request in the same minute.
+    monkeypatch.setattr(buffer_module, "time_ns", lambda: 1_800_000_000_000_000_000)
+    monkeypatch.setattr(buffer_module, "perf_counter_ns", lambda: 5_000_000_000)
+    rng = random.Random(7)
+    params = (1.0, 5, 2_000_000)
+    entries, end = [], 0
+    for _ in range(3000):
+        end += rng.choice([1_000, 1_000, 1_000, 7_000_000_000, 59_000_000_000])
+        method = "".join(rng.choice(["GET", "GET", "POST", "BREW"]))  # equal, not identical
+        entries.append((end, rng.choice(["/a/", "/a/", "/b/", "<unmatched>"]), method,
+                        rng.choice([None, "12", "x"]), rng.choice([200, 200, 404, 500]),
+                        rng.randint(0, 5_000_000), rng.randint(0, 99), None, params))  # fmt: skip
+    batch = Buffer()
+    assert batch.fold(deque(entries)) == len(entries)
+    one_at_a_time = Buffer()
+    for entry in entries:
+        one_at_a_time.fold(deque([entry]))
+
+    def contents(buffer):
+        return {key: series.to_payload() for key, series in buffer.series.items()}
+
+    assert contents(batch) == contents(one_at_a_time)
+    assert len({key.start for key in batch.series}) > 10  # many minutes, routes and statuses
+    assert {key.route for key in batch.series} == {"/a/", "/b/", "<unmatched>"}
