@@ -28,6 +28,14 @@ INSTALLED_APPS = [
     "testproject.bulkdemo",
     "testproject.polls",
 ]
+# testproject.pgdemo's array fields need psycopg (django.contrib.postgres imports it),
+# which a plain `pip install django-perf` does not bring: the demo runs without it.
+try:
+    import psycopg  # noqa: F401
+except ImportError:
+    pass
+else:
+    INSTALLED_APPS.append("testproject.pgdemo")
 
 MIDDLEWARE = [
     "django_perf.monitoring.PerformanceMiddleware",  # first, so it times everything below it

@@ -1,6 +1,9 @@
 """The test project: DATABASE_URL parsing, demo data, and the ``demo`` command."""
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -12,7 +15,7 @@ from django.core.management import call_command
 from testproject.blog.models import Article, Comment, Event
 from testproject.blog.seed import SeedSize, seed
 from testproject.dburl import SQLITE_OPTIONS, database_from_url
-from tests.support.demo import start_demo
+from tests.support.demo import CORE_ONLY, start_demo
 from tests.support.servers import free_port, wait_for_port
 
 BASE = Path("/srv/app")
@@ -120,11 +123,33 @@ def test_demo_reset_password_prints_a_new_working_password(capsys):
     assert get_user_model().objects.get(username="admin").check_password(password)
 
 
+def test_core_only_hides_every_extra_but_not_the_core():
+    """The demo test below runs without the extras only if this folder really hides them."""
+    probe = (
+        "import importlib\n"
+        "for name in ('psycopg', 'django_redis', 'redis', 'channels', 'orjson', 'msgpack',\n"
+        "             'prometheus_client', 'memory_profiler', 'django.contrib.postgres.fields'):\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError:\n"
+        "        continue\n"
+        "    raise SystemExit(name + ' imported')\n"
+        "import django, psutil\n"
+        "print('core ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(CORE_ONLY)}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "core ok"
+
+
 @pytest.mark.sqlite
 def test_demo_command_serves_the_site_on_a_fresh_sqlite_database(tmp_path):
-    """The README's first command, as a new user runs it: no settings, no servers."""
+    """The README's first command, as a new user runs it: no settings, no servers, no extras."""
     port = free_port()
-    process = start_demo(tmp_path, port)
+    process = start_demo(tmp_path, port, core_only=True)
     try:
         wait_for_port(port, timeout=60, process=process)
         home = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
@@ -137,3 +162,4 @@ def test_demo_command_serves_the_site_on_a_fresh_sqlite_database(tmp_path):
     assert login.status_code == 200
     assert "Admin login: admin / " in output
     assert f"Serving on http://127.0.0.1:{port}/" in output
+    assert "Traceback" not in output

@@ -1,1 +1,1 @@
-"""Test-only models for django_perf.db: every field type, db defaults, unique keys, arrays."""
+"""Test-only models for django_perf.db: every field type, db defaults, unique keys."""

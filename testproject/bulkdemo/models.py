@@ -3,14 +3,12 @@
 ``Item`` is the benchmark table (six columns); ``Kitchen`` has one column of
 every portable field type, Python defaults and database defaults; ``Account``
 has the unique keys upserts match on; ``Token`` has a primary key the
-application chooses. ``Tagged`` uses PostgreSQL arrays: ``required_db_vendor``
-keeps Django from creating its table anywhere else, so the same migration
-applies on SQLite.
+application chooses. ``Tagged`` (PostgreSQL arrays) is in ``testproject.pgdemo``:
+declaring an array field needs psycopg, which the demo does not.
 """
 
 import uuid
 
-from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Now
 
@@ -82,18 +80,3 @@ class Token(models.Model):
 
     def __str__(self) -> str:
         return self.label
-
-
-class Tagged(models.Model):
-    """PostgreSQL arrays, one and two dimensional."""
-
-    name = models.CharField(max_length=50, unique=True)
-    tags = ArrayField(models.CharField(max_length=20), default=list)
-    scores = ArrayField(models.IntegerField(), null=True)
-    grid = ArrayField(ArrayField(models.IntegerField()), null=True)
-
-    class Meta:
-        required_db_vendor = "postgresql"
-
-    def __str__(self) -> str:
-        return self.name

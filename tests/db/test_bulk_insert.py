@@ -12,7 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from django_perf.db import bulk_insert
-from testproject.bulkdemo.models import Item, Kitchen, Tagged, Token
+from testproject.bulkdemo.models import Item, Kitchen, Token
+from testproject.pgdemo.models import Tagged
 
 from .conftest import UTC, kitchen_row
 

@@ -11,7 +11,8 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from django_perf.db import bulk_insert, bulk_update
-from testproject.bulkdemo.models import Account, Item, Kitchen, Tagged
+from testproject.bulkdemo.models import Account, Item, Kitchen
+from testproject.pgdemo.models import Tagged
 
 from .conftest import UTC, kitchen_row
 

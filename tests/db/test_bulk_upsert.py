@@ -8,7 +8,8 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from django_perf.db import UpsertResult, bulk_insert, bulk_upsert
-from testproject.bulkdemo.models import Account, Kitchen, Tagged
+from testproject.bulkdemo.models import Account, Kitchen
+from testproject.pgdemo.models import Tagged
 
 from .conftest import kitchen_row
 

@@ -9,10 +9,16 @@ from pathlib import Path
 
 from tests.support.env import ROOT
 
+CORE_ONLY = Path(__file__).resolve().parent / "core_only"
 
-def start_demo(folder: Path, port: int, **env: str) -> subprocess.Popen[str]:
+
+def start_demo(
+    folder: Path, port: int, *, core_only: bool = False, **env: str
+) -> subprocess.Popen[str]:
     """The demo serving on 127.0.0.1:``port`` from ``folder/demo.sqlite3``; ``env`` adds variables.
 
+    ``core_only`` hides the packages of django-perf's extras from the demo (see
+    ``core_only/sitecustomize.py``), as after the README's ``pip install -e .``.
     Its output (stdout and stderr together) is read with ``communicate()`` after
     ``terminate()``.
     """
@@ -22,6 +28,10 @@ def start_demo(folder: Path, port: int, **env: str) -> subprocess.Popen[str]:
         "DATABASE_URL": f"sqlite:///{folder / 'demo.sqlite3'}",
         **env,
     }
+    if core_only:
+        environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(CORE_ONLY), environ.get("PYTHONPATH")])
+        )
     environ.pop("REDIS_URL", None)
     return subprocess.Popen(
         [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{port}"],

@@ -2,7 +2,6 @@
 
 import uuid
 
-import django.contrib.postgres.fields
 import django.db.models.deletion
 import django.db.models.functions.datetime
 from django.db import migrations, models
@@ -30,43 +29,6 @@ class Migration(migrations.Migration):
                 ("ts", models.DateTimeField()),
                 ("active", models.BooleanField()),
             ],
-        ),
-        migrations.CreateModel(
-            name="Tagged",
-            fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("name", models.CharField(max_length=50, unique=True)),
-                (
-                    "tags",
-                    django.contrib.postgres.fields.ArrayField(
-                        base_field=models.CharField(max_length=20), default=list, size=None
-                    ),
-                ),
-                (
-                    "scores",
-                    django.contrib.postgres.fields.ArrayField(
-                        base_field=models.IntegerField(), null=True, size=None
-                    ),
-                ),
-                (
-                    "grid",
-                    django.contrib.postgres.fields.ArrayField(
-                        base_field=django.contrib.postgres.fields.ArrayField(
-                            base_field=models.IntegerField(), size=None
-                        ),
-                        null=True,
-                        size=None,
-                    ),
-                ),
-            ],
-            options={
-                "required_db_vendor": "postgresql",
-            },
         ),
         migrations.CreateModel(
             name="Token",

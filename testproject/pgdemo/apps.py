@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PgDemoConfig(AppConfig):
+    name = "testproject.pgdemo"
+    label = "pgdemo"
+    default_auto_field = "django.db.models.BigAutoField"
