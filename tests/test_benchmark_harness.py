@@ -64,14 +64,19 @@ def test_interleaving_and_teardown():
 
 
 def test_report_table_and_json_shapes():
+    base_samples = iter([9e-6, 2e-6, 3e-6, 2.5e-6])  # the first is the warm-up, not reported
     rows = run_comparison(
-        Comparison("t", Case("base", lambda: 2e-6), [Case("new", lambda: 1e-6)], repeat=3)
+        Comparison(
+            "t", Case("base", lambda: next(base_samples)), [Case("new", lambda: 1.25e-6)], repeat=3
+        )
     )
     report = Report(rows)
     table = report.table()
-    assert "2 us/op" in table
+    assert "2.5 us/op" in table
+    assert "[2 us/op .. 3 us/op]" in table
     assert "baseline" in table
     assert "x0.500" in table
+    assert "[1.25 us/op .. 1.25 us/op]" in table
     data = report.as_dicts()
     assert [d["case"] for d in data] == ["base", "new"]
     assert data[1]["ratio"] == 0.5

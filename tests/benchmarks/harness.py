@@ -111,7 +111,10 @@ class Report:
                 lines.append(f"\n{title}")
             ratio = "baseline" if row.ratio is None else f"x{row.ratio:.3f}"
             value = format_value(row.median, row.unit)
-            lines.append(f"  {row.name:<40} {value:>14}  {ratio:>9}  {row.verdict}")
+            # The samples' range beside the median: how far one sample strays on this machine.
+            low, high = (format_value(v, row.unit) for v in (min(row.samples), max(row.samples)))
+            spread = f"[{low} .. {high}]"
+            lines.append(f"  {row.name:<40} {value:>14}  {ratio:>9}  {spread:<32} {row.verdict}")
         return "\n".join(lines)
 
 
