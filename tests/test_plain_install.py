@@ -14,8 +14,7 @@ import sys
 
 import pytest
 
-from tests.support.demo import CORE_ONLY
-from tests.support.env import ROOT
+from tests.support.env import ROOT, without_extras
 
 # In a folder of its own: a script puts its folder first on sys.path, where
 # tests/support/http.py would hide the standard library's http.
@@ -43,11 +42,7 @@ print("helpers ok")
 
 
 def run_site(tmp_path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(CORE_ONLY),
-        "PLAIN_SITE_DB": str(tmp_path / "plain.sqlite3"),
-    }
+    env = without_extras({**os.environ, "PLAIN_SITE_DB": str(tmp_path / "plain.sqlite3")})
     env.pop("DJANGO_SETTINGS_MODULE", None)
     result = subprocess.run(
         [sys.executable, str(SITE), *args],

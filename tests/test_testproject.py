@@ -15,7 +15,8 @@ from django.core.management import call_command
 from testproject.blog.models import Article, Comment, Event
 from testproject.blog.seed import SeedSize, seed
 from testproject.dburl import SQLITE_OPTIONS, database_from_url
-from tests.support.demo import CORE_ONLY, start_demo
+from tests.support.demo import start_demo
+from tests.support.env import without_extras
 from tests.support.servers import free_port, wait_for_port
 
 BASE = Path("/srv/app")
@@ -137,7 +138,7 @@ def test_core_only_hides_every_extra_but_not_the_core():
         "import django, psutil\n"
         "print('core ok')\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(CORE_ONLY)}
+    env = without_extras(dict(os.environ))
     result = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
     )

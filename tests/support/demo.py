@@ -7,9 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.env import ROOT
-
-CORE_ONLY = Path(__file__).resolve().parent / "core_only"
+from tests.support.env import ROOT, without_extras
 
 
 def start_demo(
@@ -29,9 +27,7 @@ def start_demo(
         **env,
     }
     if core_only:
-        environ["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(CORE_ONLY), environ.get("PYTHONPATH")])
-        )
+        environ = without_extras(environ)
     environ.pop("REDIS_URL", None)
     return subprocess.Popen(
         [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{port}"],

@@ -10,6 +10,13 @@ from urllib.parse import quote
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
+CORE_ONLY = Path(__file__).resolve().parent / "core_only"
+
+
+def without_extras(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` for a subprocess that cannot import the extras' packages (core_only/)."""
+    path = os.pathsep.join(filter(None, [str(CORE_ONLY), environ.get("PYTHONPATH")]))
+    return {**environ, "PYTHONPATH": path}
 
 
 def database_url() -> str:

@@ -1,6 +1,6 @@
 """Make django-perf's optional dependencies unimportable, as on a ``pip install django-perf``.
 
-Put this folder on ``PYTHONPATH`` (``start_demo(..., core_only=True)`` does) and
+Put this folder on ``PYTHONPATH`` (``tests.support.env.without_extras()`` does) and
 Python imports this module at start-up: the packages of the extras in
 ``pyproject.toml`` then raise ``ModuleNotFoundError``, as they would where only
 Django and psutil are installed, so a test can check what works without them.
