@@ -424,6 +424,9 @@ def test_an_early_refresh_that_fails_keeps_the_current_value_sync_and_async(cach
 
     def compute() -> int:
         calls.append(1)
+        # A measurable compute time: "early" fires with a probability that grows with it
+        # (beta x time taken); a microsecond's work left one refresh in ~15 unattempted.
+        time.sleep(0.01)
         if len(calls) > 1:
             raise ConnectionError("backend down")
         return 7
