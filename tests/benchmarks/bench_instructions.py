@@ -3,7 +3,7 @@
 The monitoring benchmark times the added CPU, and under ASGI one sample of it
 strays by several microseconds (a bare request costs ~1.3 ms there), so a
 median of 7 resolves the middleware's cost to about +-2-3 us: too coarse to
-tell whether a change helped. Instruction counts do not stray: each case
+tell whether a change helped. Instruction counts stray far less: each case
 serves the monitoring benchmark's trivial view (Django's own WSGI and ASGI
 handlers, in process) in a child process under cachegrind, once with
 ``SMALL`` and once with ``LARGE`` requests after the same warm-up, and
@@ -11,9 +11,15 @@ handlers, in process) in a child process under cachegrind, once with
 handler without middleware, is what one request adds. The queue is folded
 into series at the end of each run, so the fold's share of every request is
 counted; the background flusher is off (its cost per flush is in the
-monitoring benchmark). Two runs of unchanged code agree to within a few
-hundred instructions; a change to the code also moves memory allocation and
-garbage collection a little, worth about 2,000 instructions either way.
+monitoring benchmark).
+
+Counts are not exact: thread timing (Django's thread hops under ASGI, the
+event loop's waits) and memory layout move them a little. The bare handler's
+own count moves by up to ~1,500 instructions a request between runs, and the
+middleware's added count over six ASGI runs was 24,100-26,800 (a no-op's
+1,400-6,000): about +-1,500 for the middleware, some three times finer than
+the timed median (+-2-3 us is +-3,500-5,000 instructions at ASGI's ~0.6 ns
+each). The bare handler is counted again beside every case.
 
 Needs valgrind (``apt-get install valgrind``); skipped without it.
 
@@ -104,22 +110,13 @@ def _per_request(kind: str, middleware: list[str]) -> float:
     return per_request(small, large)
 
 
-def added(kind: str, middleware: list[str], bare: Callable[[], float]) -> Callable[[], float]:
+def added(kind: str, middleware: list[str]) -> Callable[[], float]:
+    """Instructions per request with ``middleware`` less without, both counted now."""
+
     def sample() -> float:
-        return _per_request(kind, middleware) - bare()
+        return _per_request(kind, middleware) - _per_request(kind, [])
 
     return sample
-
-
-def _once(compute: Callable[[], float]) -> Callable[[], float]:
-    value: list[float] = []
-
-    def get() -> float:
-        if not value:
-            value.append(compute())
-        return value[0]
-
-    return get
 
 
 def comparisons() -> list[Comparison]:
@@ -128,17 +125,16 @@ def comparisons() -> list[Comparison]:
         return []
     result = []
     for kind in ("WSGI", "ASGI"):
-        bare = _once(lambda kind=kind: _per_request(kind, []))
         candidates = [
-            Case("django-perf PerformanceMiddleware", added(kind, PERF, bare)),
-            Case("no-op middleware", added(kind, NOOP[kind], bare)),
+            Case("django-perf PerformanceMiddleware", added(kind, PERF)),
+            Case("no-op middleware", added(kind, NOOP[kind])),
         ]
         if kind == "ASGI":
-            candidates.append(Case("least recording middleware", added(kind, LEAST, bare)))
+            candidates.append(Case("least recording middleware", added(kind, LEAST)))
         result.append(
             Comparison(
                 f"{kind} in process, instructions added per request (cachegrind)",
-                baseline=Case("django-prometheus", added(kind, PROMETHEUS, bare)),
+                baseline=Case("django-prometheus", added(kind, PROMETHEUS)),
                 candidates=candidates,
                 unit="instructions",
                 repeat=1,  # deterministic: one count is the count
