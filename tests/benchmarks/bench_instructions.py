@@ -38,16 +38,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tests.benchmarks.bench_monitoring import PERF, PROMETHEUS
 from tests.benchmarks.harness import Case, Comparison
 
 SMALL, LARGE = 200, 600  # requests per child run; their difference is what is counted
 WARMUP = 50  # requests before counting starts in both runs: imports, specialization
 ROOT = Path(__file__).resolve().parents[2]
-PERF = ["django_perf.monitoring.PerformanceMiddleware"]
-PROMETHEUS = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-]
 NOOP = {"ASGI": ["tests.benchmarks.bench_asgi_floor.NoopMiddleware"],
         "WSGI": [f"{__spec__.name}.SyncNoopMiddleware"]}  # fmt: skip
 LEAST = ["tests.benchmarks.bench_asgi_floor.LeastRecordingMiddleware"]
@@ -137,7 +133,7 @@ def comparisons() -> list[Comparison]:
                 baseline=Case("django-prometheus", added(kind, PROMETHEUS)),
                 candidates=candidates,
                 unit="instructions",
-                repeat=1,  # deterministic: one count is the count
+                repeat=1,  # a count per case: each takes a minute or two (spread: see above)
                 warmup=0,
             )
         )
