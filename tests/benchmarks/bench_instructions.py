@@ -147,19 +147,17 @@ def _serve(kind: str, middleware: list[str], requests: int) -> None:
     import django
 
     django.setup()
-    from django.conf import settings
     from django.core.handlers.asgi import ASGIHandler
     from django.core.handlers.wsgi import WSGIHandler
-    from django.test.utils import override_settings
 
     from django_perf.monitoring.recorder import get_recorder
-    from tests.benchmarks.bench_monitoring import asgi_one, wsgi_one
+    from tests.benchmarks.bench_monitoring import _build, asgi_one, wsgi_one
 
     quiet = {"MONITORING_FLUSH_INTERVAL": 0, "MONITORING_SYSTEM_INTERVAL": 0}
-    with override_settings(MIDDLEWARE=middleware,
-                           DJANGO_PERF={**settings.DJANGO_PERF, **quiet}):  # fmt: skip
-        handler = (WSGIHandler if kind == "WSGI" else ASGIHandler)()
-    one = wsgi_one(handler) if kind == "WSGI" else asgi_one(handler)
+    if kind == "WSGI":
+        one = wsgi_one(_build(WSGIHandler, middleware, quiet))
+    else:
+        one = asgi_one(_build(ASGIHandler, middleware, quiet))
     recorder = get_recorder()
     for _ in range(WARMUP):
         one()

@@ -49,12 +49,11 @@ MONITORING_ON = {
 }
 
 
-def _build(handler_class: type, middleware: list[str]) -> object:
+def _build(handler_class: type, middleware: list[str], perf: dict = MONITORING_ON) -> object:
+    """A handler with ``middleware``, built while ``perf`` overrides ``DJANGO_PERF`` keys."""
     from django.conf import settings
 
-    with override_settings(
-        MIDDLEWARE=middleware, DJANGO_PERF={**settings.DJANGO_PERF, **MONITORING_ON}
-    ):
+    with override_settings(MIDDLEWARE=middleware, DJANGO_PERF={**settings.DJANGO_PERF, **perf}):
         return handler_class()
 
 
