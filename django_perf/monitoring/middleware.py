@@ -84,19 +84,23 @@ class PerformanceMiddleware:
 
     # --- entry points ---------------------------------------------------------
 
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self.__acall__(request)
-        if request.path_info.startswith(self.exclude):
-            return self.get_response(request)
-        if not self.every_request:
-            if self.rate < 1.0 and random.random() >= self.rate:
-                return self.get_response(request)
-            if self.memory_rate and random.random() < self.memory_rate:
-                from .memory import profile_request
+    def __call__(self, request: HttpRequest, chosen: bool = False) -> Any:
+        """Serve ``request`` and record it, unless it is excluded or not sampled.
 
-                return profile_request(request, self._record_sync)
-        # _record_sync(), inlined: this is the path every request takes.
+        ``chosen=True`` skips those checks (see :meth:`_record`).
+        """
+        if self.is_async:
+            return self.__acall__(request, chosen)
+        if not chosen:
+            if request.path_info.startswith(self.exclude):
+                return self.get_response(request)
+            if not self.every_request:
+                if self.rate < 1.0 and random.random() >= self.rate:
+                    return self.get_response(request)
+                if self.memory_rate and random.random() < self.memory_rate:
+                    from .memory import profile_request
+
+                    return profile_request(request, self._record)
         tally = RequestTally(float)
         token = _tally_var.set(tally)
         start = perf_counter_ns()
@@ -112,18 +116,20 @@ class PerformanceMiddleware:
         self._finish(request, response.status_code, start, tally, len(response.content))
         return response
 
-    async def __acall__(self, request: HttpRequest) -> Any:
-        if request.path_info.startswith(self.exclude):
-            return await self.get_response(request)
-        if not self.every_request:
-            if self.rate < 1.0 and random.random() >= self.rate:
+    async def __acall__(self, request: HttpRequest, chosen: bool = False) -> Any:
+        """The async form of :meth:`__call__`."""
+        if not chosen:
+            if request.path_info.startswith(self.exclude):
                 return await self.get_response(request)
-            if self.memory_rate and random.random() < self.memory_rate:
-                from .memory import aprofile_request
+            if not self.every_request:
+                if self.rate < 1.0 and random.random() >= self.rate:
+                    return await self.get_response(request)
+                if self.memory_rate and random.random() < self.memory_rate:
+                    from .memory import aprofile_request
 
-                return await aprofile_request(request, self._record_async)
-        # _record_async() and _finish(), inlined: under ASGI this code runs cold, after the
-        # rest of Django and a thread hop, where each call and line costs several times more.
+                    return await aprofile_request(request, self._record)
+        # _finish(), inlined: under ASGI this code runs cold, after the rest of Django and
+        # a thread hop, where each call and line costs several times more.
         tally = RequestTally(float)
         token = _tally_var.set(tally)
         start = perf_counter_ns()
@@ -165,37 +171,12 @@ class PerformanceMiddleware:
             recorder.fold()
         return response
 
-    def _record_sync(self, request: HttpRequest) -> Any:
-        tally = RequestTally(float)
-        token = _tally_var.set(tally)
-        start = perf_counter_ns()
-        try:
-            response = self.get_response(request)
-        except BaseException:
-            self._finish(request, 500, start, tally, 0)
-            raise
-        finally:
-            _tally_var.reset(token)
-        if response.streaming:
-            return self._wrap_stream(request, response, start, tally)
-        self._finish(request, response.status_code, start, tally, len(response.content))
-        return response
+    def _record(self, request: HttpRequest) -> Any:
+        """Serve and record ``request`` without the exclusion and sampling checks.
 
-    async def _record_async(self, request: HttpRequest) -> Any:
-        tally = RequestTally(float)
-        token = _tally_var.set(tally)
-        start = perf_counter_ns()
-        try:
-            response = await self.get_response(request)
-        except BaseException:
-            self._finish(request, 500, start, tally, 0)
-            raise
-        finally:
-            _tally_var.reset(token)
-        if response.streaming:
-            return self._wrap_stream(request, response, start, tally)
-        self._finish(request, response.status_code, start, tally, len(response.content))
-        return response
+        What the memory profiler runs for the requests it samples; a coroutine under ASGI.
+        """
+        return self(request, True)
 
     # --- recording ------------------------------------------------------------
 

@@ -5,7 +5,7 @@ import logging
 import tracemalloc
 
 import pytest
-from django.test import Client
+from django.test import AsyncClient, Client
 
 from django_perf.monitoring import memory
 from tests.monitoring import memory_targets
@@ -78,18 +78,32 @@ def test_monitor_memory_works_on_coroutines(caplog):
     )
 
 
-@pytest.mark.django_db
-def test_a_sampled_fraction_of_requests_is_profiled(perf, caplog):
-    perf(MONITORING_MEMORY_PROFILE_RATE=1.0)
+def _get(client, path):
+    if isinstance(client, AsyncClient):
+        return asyncio.run(client.get(path))
+    return client.get(path)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("client_class", [Client, AsyncClient], ids=["wsgi", "asgi"])
+def test_a_sampled_fraction_of_requests_is_profiled_and_still_recorded(perf, caplog, client_class):
+    recorder = perf(MONITORING_MEMORY_PROFILE_RATE=1.0)
     with caplog.at_level(logging.INFO, logger="django_perf.monitoring.memory"):
-        Client().get("/monitoring/fast/")
+        assert _get(client_class(), "/monitoring/async/").status_code == 200
     [record] = caplog.records
-    assert record.getMessage().startswith("Memory of request GET /monitoring/fast/:")
-    perf(MONITORING_MEMORY_PROFILE_RATE=0.0)
+    assert record.getMessage().startswith("Memory of request GET /monitoring/async/:")
+    recorder.fold()
+    [(key, series)] = recorder.buffer.series.items()
+    assert (key.route, key.method, key.status, series.requests) == (
+        "/monitoring/async/", "GET", "2xx", 1
+    )  # fmt: skip
+
+    recorder = perf(MONITORING_MEMORY_PROFILE_RATE=0.0)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="django_perf.monitoring.memory"):
-        Client().get("/monitoring/fast/")
+        _get(client_class(), "/monitoring/async/")
     assert caplog.records == []
+    assert recorder.fold() == 1
 
 
 def test_line_by_line_report_of_a_named_function():
