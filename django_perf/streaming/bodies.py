@@ -31,22 +31,16 @@ def framed(chunks: Iterator[bytes], framing: Framing) -> Generator[bytes, None, 
     opened = False
     try:
         for body in chunks:
-            if not body:
-                continue
-            if opened:
-                yield framing.separator + body if framing.separator else body
-            else:
-                yield framing.opening + body
+            if body:
+                yield framing.frame(body, opened)
                 opened = True
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()  # at once, not when the garbage collector gets to it
-    if not opened:
-        if framing.opening + framing.closing:
-            yield framing.opening + framing.closing
-    elif framing.closing:
-        yield framing.closing
+    ending = framing.ending(opened)
+    if ending:
+        yield ending
 
 
 def guarded(chunks: Iterator[bytes], label: str) -> Generator[bytes, None, None]:
@@ -60,23 +54,27 @@ def guarded(chunks: Iterator[bytes], label: str) -> Generator[bytes, None, None]
         outcome = "ended"
     except Exception:
         outcome = "failed"
-        logger.exception(
-            "%s failed after %d bytes; the response ends without its closing part, "
-            "so the client sees it as incomplete.",
-            label,
-            sent,
-        )
+        _log_failure(label, sent)
         raise
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
         if outcome == "closed early":
-            logger.debug(
-                "%s stopped after %d bytes: the client went away; its cursor is closed.",
-                label,
-                sent,
-            )
+            _log_gone(label, sent, "; its cursor is closed")
+
+
+def _log_failure(label: str, sent: int) -> None:
+    logger.exception(
+        "%s failed after %d bytes; the response ends without its closing part, "
+        "so the client sees it as incomplete.",
+        label,
+        sent,
+    )
+
+
+def _log_gone(label: str, sent: int, what_closed: str = "") -> None:
+    logger.debug("%s stopped after %d bytes: the client went away%s.", label, sent, what_closed)
 
 
 def batched(items: Iterable[Any], size: int, encode: ChunkEncoder) -> Iterator[bytes]:
@@ -159,18 +157,12 @@ async def abatched(items: AsyncIterable[Any], size: int, encode: ChunkEncoder):
 async def aframed(chunks: AsyncIterator[bytes], framing: Framing):
     opened = False
     async for body in chunks:
-        if not body:
-            continue
-        if opened:
-            yield framing.separator + body if framing.separator else body
-        else:
-            yield framing.opening + body
+        if body:
+            yield framing.frame(body, opened)
             opened = True
-    if not opened:
-        if framing.opening + framing.closing:
-            yield framing.opening + framing.closing
-    elif framing.closing:
-        yield framing.closing
+    ending = framing.ending(opened)
+    if ending:
+        yield ending
 
 
 async def aguarded(chunks: AsyncIterator[bytes], source: Any, label: str):
@@ -184,12 +176,7 @@ async def aguarded(chunks: AsyncIterator[bytes], source: Any, label: str):
         outcome = "ended"
     except Exception:
         outcome = "failed"
-        logger.exception(
-            "%s failed after %d bytes; the response ends without its closing part, "
-            "so the client sees it as incomplete.",
-            label,
-            sent,
-        )
+        _log_failure(label, sent)
         raise
     finally:
         if outcome != "ended":
@@ -198,7 +185,7 @@ async def aguarded(chunks: AsyncIterator[bytes], source: Any, label: str):
                 if aclose is not None:
                     await aclose()
         if outcome == "closed early":
-            logger.debug("%s stopped after %d bytes: the client went away.", label, sent)
+            _log_gone(label, sent)
 
 
 def run_on_private_loop(chunks: AsyncIterator[bytes]) -> Generator[bytes, None, None]:

@@ -40,9 +40,21 @@ ChunkEncoder = Callable[[Sequence[Any]], bytes]
 
 @dataclass(frozen=True)
 class Framing:
+    """What goes around a body's chunks: ``[`` ... ``,`` ... ``]`` for a JSON array."""
+
     opening: bytes = b""
     separator: bytes = b""
     closing: bytes = b""
+
+    def frame(self, body: bytes, opened: bool) -> bytes:
+        """``body`` with the opening in front if it is the first chunk, else the separator."""
+        if opened:
+            return self.separator + body if self.separator else body
+        return self.opening + body
+
+    def ending(self, opened: bool) -> bytes:
+        """What follows the last chunk: the closing, or the whole empty document if none came."""
+        return self.closing if opened else self.opening + self.closing
 
 
 def check_options(format: str, envelope: str | None, chunk_size: int) -> None:
