@@ -91,7 +91,12 @@ def test_an_empty_store_says_so():
         (["--sort", "speed"], "--sort 'speed' is not accepted; use one of count, rate, errors"),
         (["--limit", "0"], "--limit '0' is not accepted; use a whole number above 0."),
         (["--limit", "ten"], "--limit 'ten' is not accepted; use a whole number above 0."),
-        (["--watch", "-1"], "--watch '-1' is not accepted; use a number of seconds above 0."),
+        (["--limit", "nan"], "--limit 'nan' is not accepted; use a whole number above 0."),
+        (["--watch", "-1"], "--watch '-1' is not accepted; use a number of seconds above 0 and"),
+        (["--watch", "nan"], "--watch 'nan' is not accepted; use a number of seconds above 0 and"),
+        (["--watch", "inf"], "--watch 'inf' is not accepted; use a number of seconds above 0 and"),
+        (["--watch", "1e400"], "--watch '1e400' is not accepted; use a number of seconds above"),
+        (["--watch", "86401"], "use a number of seconds above 0 and at most 86400."),
     ],
 )
 def test_bad_arguments_say_what_is_accepted(args, message):

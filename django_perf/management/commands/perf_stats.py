@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_perf.monitoring import stats
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
+MAX_WATCH_SECONDS = 86_400  # one refresh a day; longer is surely a typo
 
 
 def _fmt(value: Any, suffix: str = "", digits: int = 1) -> str:
@@ -68,7 +70,9 @@ class Command(BaseCommand):
                 f"--sort {sort!r} is not accepted; use one of {', '.join(stats.SORT_KEYS)}."
             )
         limit = _positive(options["limit"], "--limit", integer=True)
-        watch = None if options["watch"] is None else _positive(options["watch"], "--watch")
+        watch = options["watch"]
+        if watch is not None:
+            watch = _positive(watch, "--watch", maximum=MAX_WATCH_SECONDS)
         as_json = options["json"]
 
         def once() -> None:
@@ -95,14 +99,18 @@ class Command(BaseCommand):
             return
 
 
-def _positive(value: str, option: str, *, integer: bool = False) -> float:
+def _positive(
+    value: str, option: str, *, integer: bool = False, maximum: float | None = None
+) -> float:
     kind = "a whole number" if integer else "a number of seconds"
+    accepted = f"{kind} above 0" + (f" and at most {maximum:g}" if maximum is not None else "")
     try:
         number = int(value) if integer else float(value)
     except (TypeError, ValueError):
-        raise CommandError(f"{option} {value!r} is not accepted; use {kind} above 0.") from None
-    if number <= 0:
-        raise CommandError(f"{option} {value!r} is not accepted; use {kind} above 0.")
+        number = math.nan
+    finite = integer or math.isfinite(number)  # (a huge int is finite, and too big for a float)
+    if not (finite and number > 0) or (maximum is not None and number > maximum):
+        raise CommandError(f"{option} {value!r} is not accepted; use {accepted}.")
     return number
 
 
