@@ -84,10 +84,15 @@ class StoreCollector:
             "Cache hits, misses and errors per tier during requests.",
             labels=["tier", "event"],
         )
+        # Rows are per (minute or hour, route, method, status class): the counters labelled
+        # more coarsely are summed first, so each label set is exposed once. Counts are
+        # scaled to the traffic they stand for (1 / sample rate), like requests_total.
         per_route: dict[str, list[float]] = {}
+        per_alias: dict[tuple[str, str], list[float]] = {}
         cache_events: dict[tuple[str, str], float] = {}
         for row in self.store.read_totals():
             key, series = row.key, row.series
+            scale = series.weight / series.requests if series.requests else 0.0
             values = [key.route, key.method, key.status]
             requests.add_metric(values, series.weight)
             buckets = [
@@ -98,23 +103,25 @@ class StoreCollector:
             ]
             buckets.append(("+Inf", series.requests))
             duration.add_metric(values, buckets, sum_value=series.duration_us / 1_000_000)
-            received.add_metric(values, series.request_bytes)
-            sent.add_metric(values, series.response_bytes)
+            received.add_metric(values, series.request_bytes * scale)
+            sent.add_metric(values, series.response_bytes * scale)
             totals = per_route.setdefault(key.route, [0, 0])
-            totals[0] += series.slow
-            totals[1] += series.n_plus_one
+            totals[0] += series.slow * scale
+            totals[1] += series.n_plus_one * scale
             for name, value in series.extra.items():
                 kind, _, rest = name.partition(".")
-                if kind == "queries":
-                    queries.add_metric([key.route, rest], value)
-                elif kind == "query_us":
-                    query_seconds.add_metric([key.route, rest], value / 1_000_000)
+                if kind in ("queries", "query_us") and rest:
+                    entry = per_alias.setdefault((key.route, rest), [0, 0])
+                    entry[kind == "query_us"] += value * scale
                 elif kind == "cache" and rest.count(".") == 1:
                     tier, event = rest.split(".")
-                    cache_events[(tier, event)] = cache_events.get((tier, event), 0) + value
+                    cache_events[(tier, event)] = cache_events.get((tier, event), 0) + value * scale
         for route, (n_slow, n_n1) in sorted(per_route.items()):
             slow.add_metric([route], n_slow)
             n_plus_one.add_metric([route], n_n1)
+        for (route, alias), (n_queries, query_us) in sorted(per_alias.items()):
+            queries.add_metric([route, alias], n_queries)
+            query_seconds.add_metric([route, alias], query_us / 1_000_000)
         for (tier, event), value in sorted(cache_events.items()):
             cache.add_metric([tier, event], value)
         yield from (requests, duration, received, sent, slow, n_plus_one, queries, query_seconds)

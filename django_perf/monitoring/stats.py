@@ -401,14 +401,18 @@ def _num(value: float) -> str:
 
 
 def cache_stats(rows: Iterable[Row]) -> dict[str, dict[str, Any]]:
-    """Cache events per tier counted during requests: hits, misses, errors and the hit ratio."""
+    """Cache events per tier counted during requests: hits, misses, errors and the hit ratio.
+
+    Counts are scaled to the traffic the recorded requests stand for (1 / sample rate).
+    """
     tiers: dict[str, dict[str, float]] = {}
     for row in rows:
+        scale = _scale(row)
         for name, value in row.series.extra.items():
             parts = name.split(".")
             if parts[0] == "cache" and len(parts) == 3 and parts[2] in ("hit", "miss", "error"):
                 tier = tiers.setdefault(parts[1], {"hit": 0, "miss": 0, "error": 0})
-                tier[parts[2]] += value
+                tier[parts[2]] += value * scale
     result = {}
     for tier, counts in sorted(tiers.items()):
         lookups = counts["hit"] + counts["miss"]
@@ -422,14 +426,15 @@ def cache_stats(rows: Iterable[Row]) -> dict[str, dict[str, Any]]:
 
 
 def database_stats(rows: Iterable[Row]) -> dict[str, dict[str, Any]]:
-    """Queries and database time per alias, over the requests in ``rows``."""
+    """Queries and database time per alias, over the requests in ``rows`` (scaled as above)."""
     aliases: dict[str, list[float]] = {}
     for row in rows:
+        scale = _scale(row)
         for name, value in row.series.extra.items():
             kind, _, alias = name.partition(".")
             if kind in ("queries", "query_us") and alias:
                 entry = aliases.setdefault(alias, [0, 0])
-                entry[0 if kind == "queries" else 1] += value
+                entry[0 if kind == "queries" else 1] += value * scale
     return {
         alias: {
             "queries": round(queries),

@@ -12,6 +12,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from django_perf.monitoring import flush, stats
+from django_perf.monitoring.series import Key, Series
+from django_perf.monitoring.store import get_store
 from tests.support.env import ROOT
 
 pytestmark = pytest.mark.django_db
@@ -138,3 +140,21 @@ def test_watch_refreshes_in_place_until_interrupted(server_env):
         # Read what is left: a command blocked writing to a full pipe cannot exit.
         process.communicate(timeout=10)
     assert process.returncode == 0
+
+
+def test_sampled_counts_are_scaled_to_the_traffic_they_stand_for(recorder):
+    """At a 10% sample, each recorded request's cache events and queries count ten times."""
+    series = Series()
+    series.buckets[200] = series.requests = 10
+    series.weight = 100.0
+    series.duration_us = 2000
+    series.extra.update(
+        {"cache.memory.hit": 6.0, "cache.memory.miss": 2.0, "queries.default": 40.0,
+         "query_us.default": 4000.0}
+    )  # fmt: skip
+    get_store().write({Key(int(time.time()) // 60 * 60, "/s/", "GET", "2xx"): series})
+    report = json.loads(run("--json"))
+    assert report["cache"]["memory"] == {"hits": 60, "misses": 20, "errors": 0, "hit_ratio": 0.75}
+    assert report["database"]["default"] == {"queries": 400, "time_ms": 40.0, "avg_query_ms": 0.1}
+    [route] = report["routes"]
+    assert route["count"] == 100

@@ -92,6 +92,56 @@ def test_a_scrape_shows_the_stores_totals(recorder, perf, monitoring_urls):
     ) in found
 
 
+def _scrape(token="t0ken-t0ken-t0ken"):
+    response = Client(headers={"Authorization": f"Bearer {token}"}).get(URL)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_each_label_set_is_exposed_once_however_the_store_splits_it(perf, monitoring_urls):
+    """A route's queries under two status classes and two minutes are one {route, alias}."""
+    perf(MONITORING_METRICS_TOKEN="t0ken-t0ken-t0ken")
+    minute = int(time.time()) // 60 * 60
+    rows = {}
+    for start, status, n in ((minute - 60, "2xx", 3), (minute, "2xx", 2), (minute, "4xx", 1)):
+        series = _series(n)
+        series.slow = 1
+        series.extra.update({"queries.default": 2.0 * n, "query_us.default": 10.0 * n})
+        rows[Key(start, "/a/", "GET", status)] = series
+    get_store().write(rows)
+    text = _scrape()
+    lines = [line.rsplit(" ", 1)[0] for line in text.splitlines() if not line.startswith("#")]
+    assert len(lines) == len(set(lines)), "a label set is exposed twice"
+    found = samples(text)
+    route_alias = (("alias", "default"), ("route", "/a/"))
+    assert found[("django_perf_db_queries_total", route_alias)] == 12
+    assert found[("django_perf_db_query_seconds_total", route_alias)] == pytest.approx(60e-6)
+    assert found[("django_perf_http_slow_requests_total", (("route", "/a/"),))] == 3
+
+
+def test_counters_are_scaled_to_the_traffic_a_sample_stands_for(perf, monitoring_urls):
+    """At a 10% sample each recorded request counts ten times, as in perf_stats."""
+    perf(MONITORING_METRICS_TOKEN="t0ken-t0ken-t0ken")
+    series = _series(10)
+    series.weight = 100.0
+    series.slow, series.n_plus_one = 3, 2
+    series.request_bytes, series.response_bytes = 50, 700
+    series.extra.update({"queries.default": 40.0, "cache.memory.hit": 5.0})
+    get_store().write({Key(int(time.time()) // 60 * 60, "/s/", "GET", "2xx"): series})
+    found = samples(_scrape())
+    route = (("route", "/s/"),)
+    labels = (("method", "GET"), ("route", "/s/"), ("status", "2xx"))
+    assert found[("django_perf_http_requests_total", labels)] == 100
+    assert found[("django_perf_http_slow_requests_total", route)] == 30
+    assert found[("django_perf_http_n_plus_one_requests_total", route)] == 20
+    assert found[("django_perf_http_request_body_bytes_total", labels)] == 500
+    assert found[("django_perf_http_response_body_bytes_total", labels)] == 7000
+    assert found[("django_perf_db_queries_total", (("alias", "default"), *route))] == 400
+    assert found[("django_perf_cache_events_total", (("event", "hit"), ("tier", "memory")))] == 50
+    # The latency histogram describes the recorded requests themselves.
+    assert found[("django_perf_http_request_duration_seconds_count", labels)] == 10
+
+
 def _series(n):
     series = Series()
     series.buckets[200] = n
