@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["OTHER_ROUTE", "Buffer", "Finished"]
 
 OTHER_ROUTE = "<other>"
+# A request body's Content-Length is counted only up to 11 digits (under 100 GB); a larger
+# claim counts as 0. At that size the stores' 64-bit sums hold 92 million such requests.
+MAX_CONTENT_LENGTH_DIGITS = 11
 
 # One finished request, as the middleware queues it: (perf_counter_ns() at its end, route
 # label, method, CONTENT_LENGTH header or None, status, duration ns, response bytes, the
@@ -139,7 +142,7 @@ class Buffer:
                     series,
                     elapsed_ns // 1000,
                     weight,
-                    int(received) if received and received.isdigit() else 0,
+                    int(received) if received and _is_content_length(received) else 0,
                     sent,
                     elapsed_ns > slow_ns,
                 )
@@ -189,6 +192,16 @@ class Buffer:
                     mine.merge(series)
             if self.series:
                 self._make_room(max(key[0] for key in self.series))
+
+
+def _is_content_length(header: str) -> bool:
+    """Whether a ``Content-Length`` header is one a real body could have.
+
+    ASCII digits only (``"²".isdigit()`` is true, and ``int()`` rejects it) and
+    under :data:`MAX_CONTENT_LENGTH_DIGITS` digits: the header is the client's
+    claim, and a forged huge one would overflow the stores' 64-bit sums.
+    """
+    return len(header) <= MAX_CONTENT_LENGTH_DIGITS and header.isascii() and header.isdigit()
 
 
 def _add_request(

@@ -100,3 +100,25 @@ def test_a_batch_folds_into_the_same_series_as_one_request_at_a_time(monkeypatch
     assert contents(batch) == contents(one_at_a_time)
     assert len({key.start for key in batch.series}) > 10  # many minutes, routes and statuses
     assert {key.route for key in batch.series} == {"/a/", "/b/", "<unmatched>"}
+
+
+def test_only_a_plausible_content_length_counts_as_bytes_received():
+    """The header is the client's claim: odd digits and forged sizes count 0, never raise."""
+    params = (1.0, 5, 1 << 62)
+    claims = {
+        "1234": 1234,
+        "99999999999": 99_999_999_999,  # 11 digits: counted
+        "999999999999": 0,  # 12 digits: a forged size, would overflow the stores' sums
+        "0" * 5000: 0,  # more digits than int() accepts
+        "²": 0,  # str.isdigit() is true, int() refuses it
+        "١٢": 0,  # Arabic-Indic digits: int() would take them, HTTP does not
+        "12 ": 0,
+        "": 0,
+        None: 0,
+    }
+    buffer = Buffer()
+    entries = [(1000, f"/{i}/", "POST", claim, 200, 5000, 0, None, params)
+               for i, claim in enumerate(claims)]  # fmt: skip
+    assert buffer.fold(deque(entries)) == len(claims)
+    received = {key.route: series.request_bytes for key, series in buffer.series.items()}
+    assert received == {f"/{i}/": n for i, n in enumerate(claims.values())}
