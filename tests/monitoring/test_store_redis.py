@@ -88,3 +88,31 @@ def test_a_down_redis_fails_the_write_so_the_batch_is_kept(redis_server):
     redis_server.start()
     assert flush(recorder, store) == 1
     assert stats.route_stats(300, now=NOW, store=store)[0].count == 1
+
+
+def test_a_batch_redis_applies_in_part_is_not_sent_again(redis_url, caplog):
+    """Redis keeps what EXEC applied when it refuses a command: a retry would count it twice."""
+    from django_perf.monitoring.buffer import Buffer
+    from django_perf.monitoring.flusher import flush
+    from django_perf.monitoring.recorder import Recorder
+
+    store = RedisStore(redis_url, prefix="t")
+    full = make_series(1)
+    full.request_bytes = 2**63 - 10
+    store.write({Key(NOW - 120, "/full/", "GET", "2xx"): full})
+    recorder = Recorder()
+    recorder.buffer = Buffer()
+    overflowing = make_series(1)
+    overflowing.request_bytes = 100  # the stored sum has no room left for it
+    recorder.buffer.series = {
+        Key(NOW - 120, "/full/", "GET", "2xx"): overflowing,
+        Key(NOW - 60, "/good/", "GET", "2xx"): make_series(5),
+    }
+    with caplog.at_level("ERROR", logger="django_perf.monitoring"):
+        for _ in range(3):
+            flush(recorder, store)
+    assert len(recorder.buffer) == 0  # not put back
+    counts = {r.route: r.count for r in stats.route_stats(300, now=NOW, store=store)}
+    assert counts["/good/"] == 5  # counted once, not once per flush
+    [record] = caplog.records
+    assert "refused 1 of a flush's commands" in record.getMessage()

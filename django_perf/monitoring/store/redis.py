@@ -1,8 +1,12 @@
 """The Redis store: atomic increments into per-minute and per-hour hashes that expire on their own.
 
 Each flush is one ``MULTI``/``EXEC`` of script calls doing ``HINCRBY`` and
-``HINCRBYFLOAT``, so a batch lands whole or not at all, and flushes from any
-number of processes add up. Every series goes three ways: its minute's hash (kept
+``HINCRBYFLOAT``, so flushes from any number of processes add up and no reader
+sees half a batch. Redis does not roll back: a command it refuses inside
+``EXEC`` leaves the others applied, so such a batch is logged and dropped
+rather than sent again (which would count the applied part twice); a batch
+that never reached ``EXEC`` (connection lost) is put back for the next flush.
+Every series goes three ways: its minute's hash (kept
 ``MONITORING_MINUTE_RETENTION``), its hour's hash (the rollup, kept
 ``MONITORING_HOUR_RETENTION``) and the lifetime totals (for Prometheus
 counters). Expiry does the retention; there is nothing to maintain.
@@ -21,6 +25,7 @@ Values are plain numbers and JSON: nothing is ever unpickled.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,6 +35,8 @@ from ..series import SUMS, Key, Series
 from .base import SLOW_LOG_MAX, SLOW_LOG_PER_ROUTE, MetricsStore, Row, Sample, SlowRequest
 
 __all__ = ["RedisStore"]
+
+logger = logging.getLogger("django_perf.monitoring")
 
 SEP = "\x1f"
 INT_SUMS = tuple(name for name in SUMS if name != "weight")
@@ -152,7 +159,15 @@ class RedisStore(MetricsStore):
             pipe.zadd(index, routes)
             pipe.zremrangebyscore(index, "-inf", time.time() - self.minute_retention)
             pipe.expire(index, self.minute_retention)
-        pipe.execute()
+        refused = [r for r in pipe.execute(raise_on_error=False) if isinstance(r, Exception)]
+        if refused:
+            logger.error(
+                "The Redis metrics store refused %d of a flush's commands and applied the "
+                "rest; the refused part is dropped (sending it again would count the rest "
+                "twice). First error: %s",
+                len(refused),
+                refused[0],
+            )
 
     @property
     def _add(self) -> Any:
