@@ -266,7 +266,7 @@ SETTINGS: tuple[Setting, ...] = (
     number(
         "MONITORING_MINUTE_RETENTION",
         86400,
-        "Seconds that per-minute data is kept; older minutes are rolled up into hours.",
+        "Seconds that per-minute data is kept after its minute ends; hours hold it after that.",
         integer=True,
         minimum=3600,
         exclusive=False,
@@ -276,7 +276,7 @@ SETTINGS: tuple[Setting, ...] = (
     number(
         "MONITORING_HOUR_RETENTION",
         30 * 86400,
-        "Seconds that hourly rollups are kept before they are deleted.",
+        "Seconds that hourly rollups are kept after their hour ends, then deleted.",
         integer=True,
         minimum=86400,
         exclusive=False,

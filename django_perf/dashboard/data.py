@@ -107,7 +107,7 @@ def overview(
     now = time.time() if now is None else now
     step = STEPS[window]
     rows = stats.read(seconds, now=now, store=store)
-    routes = _sorted_routes(stats.route_stats(seconds, rows=rows), sort, order)
+    routes = _sorted_routes(stats.route_stats(seconds, rows=rows, now=now), sort, order)
     hosts = stats.system_stats(now=now, store=store)
     series = _series(stats.time_series(seconds, step, now=now, store=store, rows=rows), step)
     series["memory"] = stats.memory_series(seconds, step, now=now, store=store)
@@ -120,7 +120,7 @@ def overview(
         "store": store.describe(),
         "sort": sort,
         "order": order,
-        "totals": stats.overall(rows, seconds).as_dict(),
+        "totals": stats.overall(rows, seconds, now=now).as_dict(),
         "cache": stats.cache_stats(rows),
         "database": stats.database_stats(rows),
         "pools": stats.pool_usage(hosts),
@@ -145,7 +145,7 @@ def route_detail(
     now = time.time() if now is None else now
     step = STEPS[window]
     rows = stats.read(seconds, route=route, now=now, store=store)
-    totals = stats.overall(rows, seconds).as_dict()
+    totals = stats.overall(rows, seconds, now=now).as_dict()
     totals["route"] = route
     points = stats.time_series(seconds, step, route=route, now=now, store=store, rows=rows)
     return {

@@ -129,8 +129,19 @@ class _Accumulator:
 
 
 def _window(seconds: int, now: float | None) -> tuple[int, int]:
+    """``[since, until)``: the last ``seconds`` up to now, from the start of their first minute.
+
+    The stores keep minutes, so the minute the window starts in is read whole
+    (by either store); rates divide by the span actually read, ``until - since``.
+    """
     until = int(time.time() if now is None else now) + 1
-    return until - seconds, until
+    since = until - seconds
+    return since - since % 60, until
+
+
+def _span(seconds: int, now: float | None) -> int:
+    since, until = _window(seconds, now)
+    return until - since
 
 
 def read(
@@ -159,16 +170,17 @@ def route_stats(
     by_route: dict[str, _Accumulator] = {}
     for row in rows:
         by_route.setdefault(row.key.route, _Accumulator()).add(row)
-    results = [acc.result(name, seconds) for name, acc in by_route.items()]
+    span = _span(seconds, now)
+    results = [acc.result(name, span) for name, acc in by_route.items()]
     return sorted(results, key=lambda r: (-r.count, r.route))
 
 
-def overall(rows: Iterable[Row], seconds: int) -> RouteStats:
-    """All routes together."""
+def overall(rows: Iterable[Row], seconds: int, *, now: float | None = None) -> RouteStats:
+    """All routes together (``rows`` read for the last ``seconds`` before ``now``)."""
     acc = _Accumulator()
     for row in rows:
         acc.add(row)
-    return acc.result(ALL_ROUTES, seconds)
+    return acc.result(ALL_ROUTES, _span(seconds, now))
 
 
 @dataclass
@@ -496,7 +508,7 @@ def report(
     store = store or get_store()
     now = time.time() if now is None else now
     rows = read(seconds, route=route, now=now, store=store)
-    routes = route_stats(seconds, rows=rows)
+    routes = route_stats(seconds, rows=rows, now=now)
     routes.sort(key=lambda r: (SORT_KEYS[sort](r), r.route))
     since, until = _window(seconds, now)
     return {
@@ -509,7 +521,7 @@ def report(
         "store": store.name,
         "route_filter": route,
         "sort": sort,
-        "totals": overall(rows, seconds).as_dict(),
+        "totals": overall(rows, seconds, now=now).as_dict(),
         "routes": [r.as_dict() for r in routes[:limit]],
         "routes_total": len(routes),
         "cache": cache_stats(rows),

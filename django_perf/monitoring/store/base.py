@@ -92,7 +92,11 @@ class MetricsStore(ABC):
 
     @abstractmethod
     def read(self, since: int, until: int, route: str | None = None) -> list[Row]:
-        """Series whose period starts in ``[since, until)`` at the finest resolution kept."""
+        """Series of the periods that overlap ``[since, until)``, at the finest resolution kept.
+
+        Each request is in exactly one row; the minute ``since`` falls in is read
+        whole, and so is an hour at an edge whose minutes are past retention.
+        """
 
     @abstractmethod
     def read_totals(self) -> list[Row]:

@@ -129,22 +129,25 @@ class DatabaseStore(MetricsStore):
     def _covering(self, since: int, until: int, now: float | None = None) -> Q:
         """Rows that count every request of ``[since, until)`` once (see the module docstring).
 
+        ``since`` is read from the start of its minute, as the Redis store reads it.
         Raw rows are read wherever they fall: they are in no minute or hour yet.
-        Minutes at or after ``now - minute_retention`` are all still kept (maintenance
-        deletes only older ones); an edge older than that reads its whole hour instead,
-        so the window's first hour may reach before ``since``.
+        Minutes that ended less than ``minute_retention`` ago are all still
+        kept (maintenance deletes only older ones); an edge older than that reads its
+        whole hour instead, so the window's first hour may reach before ``since``.
         """
         raw, minute, hour = MetricSeries.RAW, MetricSeries.MINUTE, MetricSeries.HOUR
-        oldest_minute = int(time.time() if now is None else now) - self.minute_retention
+        oldest_minute = int(time.time() if now is None else now) - self.minute_retention - 59
         first_minute = since - since % 60
         if until - since <= MINUTE_WINDOW_LIMIT and first_minute >= oldest_minute:
-            return Q(resolution__in=(raw, minute), start__gte=since, start__lt=until)
+            return Q(resolution__in=(raw, minute), start__gte=first_minute, start__lt=until)
         first_hour = since + (-since) % hour
         last_hour = max(until - until % hour, first_hour)
-        covering = Q(resolution=raw, start__gte=since, start__lt=until)
+        covering = Q(resolution=raw, start__gte=first_minute, start__lt=until)
         covering |= Q(resolution=hour, start__gte=first_hour, start__lt=last_hour)
         if first_minute >= oldest_minute:
-            covering |= Q(resolution=minute, start__gte=since, start__lt=min(first_hour, until))
+            covering |= Q(
+                resolution=minute, start__gte=first_minute, start__lt=min(first_hour, until)
+            )
         elif since < first_hour:
             covering |= Q(resolution=hour, start=first_hour - hour)
         trailing = max(last_hour, since)
@@ -245,8 +248,8 @@ class DatabaseStore(MetricsStore):
         self._delete([row[0] for row in raw])
 
     def _drop_old_minutes(self, now: int) -> None:
-        """Delete minutes past retention: their hours already hold them (merged from raw)."""
-        cutoff = now - self.minute_retention
+        """Delete minutes that ended over ``minute_retention`` ago (their hours hold them)."""
+        cutoff = now - self.minute_retention - 59  # gone when its end + retention has come
         objects = MetricSeries.objects.using(self.alias)
         old = list(
             objects.filter(resolution=MetricSeries.MINUTE, start__lt=cutoff)
@@ -257,7 +260,7 @@ class DatabaseStore(MetricsStore):
 
     def _expire(self, now: int) -> None:
         MetricSeries.objects.using(self.alias).filter(
-            resolution=MetricSeries.HOUR, start__lt=now - self.hour_retention
+            resolution=MetricSeries.HOUR, start__lt=now - self.hour_retention - 3599
         ).delete()
         SystemSample.objects.using(self.alias).filter(
             start__lt=now - self.minute_retention

@@ -185,7 +185,8 @@ class RedisStore(MetricsStore):
         keys = []
         first_hour = since - since % 3600 + (3600 if since % 3600 else 0)
         last_hour = until - until % 3600
-        oldest_minute = int(time.time()) - self.minute_retention
+        # The oldest minute hash not yet expired (each expires at its end + retention).
+        oldest_minute = int(time.time()) - self.minute_retention - 59
         if first_minute < first_hour:
             if first_minute >= oldest_minute:
                 keys += [
