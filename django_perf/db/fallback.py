@@ -36,11 +36,18 @@ def instances(rowset: RowSet, indexes: Sequence[int]) -> list[models.Model]:
 
 
 def existing(
-    rowset: RowSet, key_fields: Sequence[models.Field], keys: list
+    rowset: RowSet, key_fields: Sequence[models.Field], keys: list, *, whole_table: bool = False
 ) -> list[tuple[int, Any]]:
-    """``(row index, primary key)`` of the rows whose key exists, within the call's queryset."""
+    """``(row index, primary key)`` of the rows whose key exists, within the call's queryset.
+
+    ``whole_table`` looks in the whole table instead (an upsert conflicts with any row).
+    """
     target = rowset.target
-    queryset = (target.queryset or target.model._base_manager.all()).using(target.using)
+    if target.queryset is None or whole_table:
+        queryset = target.model._base_manager.all()
+    else:
+        queryset = target.queryset  # (never tested for truth: that would run it)
+    queryset = queryset.using(target.using)
     names = [f.attname for f in key_fields]
     by_key = {k: i for i, k in enumerate(keys)}
     found = []
@@ -64,7 +71,11 @@ def existing(
 def update_rows(
     rowset: RowSet, set_fields: Sequence[models.Field], found: list[tuple[int, Any]]
 ) -> list[Any]:
-    """``UPDATE ... WHERE pk = %s`` for each ``(row index, pk)`` in ``found``; return the pks."""
+    """``UPDATE ... WHERE pk = %s`` for each ``(row index, pk)`` in ``found``; return the pks.
+
+    A row that leaves a column to its database default (``OMIT``) sets it to that
+    default, as PostgreSQL's upsert does (``EXCLUDED`` holds the default there).
+    """
     if not found:
         return []
     target = rowset.target
@@ -74,14 +85,39 @@ def update_rows(
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in set_fields)
     sql = f"UPDATE {quote(opts.db_table)} SET {assignments} WHERE {quote(opts.pk.column)} = %s"
     columns = [rowset.column(f) for f in set_fields]
+    omitting = [(i, pk) for i, pk in found if any(column[i] is OMIT for column in columns)]
+    if omitting:
+        _update_with_defaults(rowset, set_fields, columns, omitting)
+        skip = {i for i, _ in omitting}
+        plain = [(i, pk) for i, pk in found if i not in skip]
+    else:
+        plain = found
     params = []
-    for index, pk in found:
+    for index, pk in plain:
         row = [
             model_field.get_db_prep_save(column[index], connection)
             for model_field, column in zip(set_fields, columns, strict=True)
         ]
         row.append(opts.pk.get_db_prep_value(pk, connection))
         params.append(row)
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+    if params:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
     return [pk for _, pk in found]
+
+
+def _update_with_defaults(
+    rowset: RowSet,
+    set_fields: Sequence[models.Field],
+    columns: list[list[Any]],
+    found: list[tuple[int, Any]],
+) -> None:
+    """One ORM update per row, the ``OMIT`` columns set to their ``db_default`` expression."""
+    target = rowset.target
+    manager = target.model._base_manager.using(target.using)
+    for index, pk in found:
+        values = {
+            f.attname: f.db_default if column[index] is OMIT else column[index]
+            for f, column in zip(set_fields, columns, strict=True)
+        }
+        manager.filter(pk=pk).update(**values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import models, transaction
 
 from ..conf import perf_settings
@@ -138,7 +139,10 @@ def _scope(rowset: RowSet) -> tuple[str, list[Any]]:
         return "", []
     assert target.queryset is not None
     query = target.queryset.values_list("pk").query
-    sql, params = query.get_compiler(using=target.using).as_sql()
+    try:
+        sql, params = query.get_compiler(using=target.using).as_sql()
+    except EmptyResultSet:  # .none(), pk__in=[]: no row is in scope
+        return " AND FALSE", []
     pk = target.connection.ops.quote_name(target.model._meta.pk.column)
     return f" AND t.{pk} IN ({sql})", list(params)
 

@@ -46,7 +46,9 @@ def bulk_upsert(
     ``unique_fields`` must be the primary key, a unique field or the fields of a
     unique constraint; every row gives them, once per call. New rows get defaults
     as in :func:`bulk_insert`. ``update_fields=[]`` leaves conflicting rows alone
-    (``DO NOTHING``; they are counted as ``skipped``). One transaction.
+    (``DO NOTHING``; they are counted as ``skipped``). One transaction. A queryset's
+    filters do not bound an upsert (a conflict is with any row of the table); a row
+    that leaves out an updated column with a ``db_default`` sets it to that default.
 
     PostgreSQL runs ``INSERT ... SELECT ... ON CONFLICT ... DO UPDATE`` per chunk,
     from ``unnest()`` or a COPY-filled temporary table (as ``bulk_update``), and
@@ -129,7 +131,7 @@ def _upsert_fallback(
     ``bulk_create`` still handles conflicts, for a row another transaction
     inserted after the lookup.
     """
-    found = fallback.existing(rowset, key_fields, keys)
+    found = fallback.existing(rowset, key_fields, keys, whole_table=True)  # as ON CONFLICT
     updated_pks = fallback.update_rows(rowset, set_fields, found) if set_fields else []
     known = {index for index, _ in found}
     new = [i for i in range(rowset.size) if i not in known]
@@ -146,7 +148,7 @@ def _upsert_fallback(
         manager.bulk_create(objs, ignore_conflicts=True)
     inserted_pks = [obj.pk for obj in objs]
     if None in inserted_pks:  # ignore_conflicts returns no keys: look them up
-        now = dict(fallback.existing(rowset, key_fields, keys))
+        now = dict(fallback.existing(rowset, key_fields, keys, whole_table=True))
         inserted_pks = [now[i] for i in new if i in now]
     skipped = 0 if set_fields else len(found)
     return UpsertResult(len(inserted_pks), len(updated_pks), skipped, inserted_pks, updated_pks)

@@ -136,6 +136,25 @@ def test_a_filtered_queryset_bounds_the_update(copy_from):
     assert names == {0: "n0", 1: "changed", 2: "changed", 3: "n3"}
 
 
+@paths
+@pytest.mark.parametrize(
+    "scope",
+    [
+        lambda: Item.objects.filter(qty__gt=100),  # matches no row
+        lambda: Item.objects.none(),
+        lambda: Item.objects.filter(pk__in=[]),
+    ],
+    ids=["filter-matching-nothing", "none", "empty-in"],
+)
+def test_a_queryset_that_matches_nothing_updates_nothing(copy_from, scope):
+    rows = items(3)
+    for obj in rows:
+        obj.name = "changed"
+    with override_settings(DJANGO_PERF={"BULK_COPY_MIN_ROWS": copy_from}):
+        assert bulk_update(scope(), rows, ["name"]) == 0
+    assert set(Item.objects.values_list("name", flat=True)) == {"n0", "n1", "n2"}
+
+
 def test_large_calls_are_chunked_in_one_transaction():
     rows = items(7)
     for obj in rows:

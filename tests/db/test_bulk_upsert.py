@@ -113,3 +113,29 @@ def test_arrays_upsert():
     result = bulk_upsert(Tagged, rows, ["name"], ["tags", "grid"])
     assert (result.inserted, result.updated) == (1, 1)
     assert dict(Tagged.objects.values_list("name", "tags")) == {"a": ["y"], "b": ["z", "w"]}
+
+
+@paths
+def test_a_querysets_filter_does_not_bound_the_conflict(copy_from):
+    """ON CONFLICT sees every row of the table: so does the lookup off PostgreSQL."""
+    bulk_insert(Account, [account("other", "a"), account("acme", "z")])
+    with override_settings(DJANGO_PERF={"BULK_COPY_MIN_ROWS": copy_from}):
+        result = bulk_upsert(
+            Account.objects.filter(tenant="acme"),
+            [account("other", "a", name="A2")],
+            ["tenant", "code"],
+            ["name"],
+        )
+    stored = Account.objects.get(tenant="other", code="a")
+    assert (result.inserted, result.updated, result.updated_pks) == (0, 1, [stored.pk])
+    assert stored.name == "A2"
+    assert Account.objects.count() == 2
+
+
+@paths
+def test_an_updated_column_left_out_goes_back_to_its_db_default(copy_from):
+    [pk] = bulk_insert(Kitchen, [{"name": "k", "status": "cooked"}], returning=True)
+    with override_settings(DJANGO_PERF={"BULK_COPY_MIN_ROWS": copy_from}):
+        result = bulk_upsert(Kitchen, [{"id": pk, "name": "k2"}], ["id"], ["name", "status"])
+    assert (result.inserted, result.updated) == (0, 1)
+    assert Kitchen.objects.values_list("name", "status").get(pk=pk) == ("k2", "new")
