@@ -32,6 +32,7 @@ __all__ = ["PreparedQuery", "to_dollar_params"]
 
 #: SQLSTATE of "prepared statement ... does not exist".
 INVALID_STATEMENT_NAME = "26000"
+DUPLICATE_PREPARED_STATEMENT = "42P05"
 
 # psycopg connection -> names of the statements prepared on it. Weak keys: a closed
 # connection that Django drops takes its entry with it; a new one starts empty.
@@ -154,16 +155,23 @@ class PreparedQuery:
         except ProgrammingError as error:
             if not self._statement_lost(error) or connection.in_atomic_block:
                 raise
-            # Prepared statements were dropped behind our back (DISCARD ALL, DEALLOCATE):
-            # forget them on this connection, prepare again, retry once.
-            _names_on(connection.connection).clear()
+            # This statement was dropped behind our back (DISCARD ALL, DEALLOCATE): prepare
+            # it again and retry once. Others find out for themselves when they next run
+            # (forgetting them all here would PREPARE live ones again: "already exists").
+            _names_on(connection.connection).discard(self.name)
             return self._execute_prepared(connection, params, read)
 
     def _execute_prepared(self, connection: BaseDatabaseWrapper, params: list, read: Any) -> Any:
         names = _names_on(connection.connection)
         with connection.cursor() as cursor:
             if self.name not in names:
-                cursor.execute(self._prepare_sql(connection))
+                try:
+                    cursor.execute(self._prepare_sql(connection))
+                except ProgrammingError as error:
+                    # Prepared already (by an earlier copy of this query): use it. Not in a
+                    # transaction, though: the failed PREPARE has aborted that.
+                    if not self._already_prepared(error) or connection.in_atomic_block:
+                        raise
                 names.add(self.name)
             quote = connection.ops.quote_name
             execute = f"EXECUTE {quote(self.name)}"
@@ -181,3 +189,7 @@ class PreparedQuery:
     def _statement_lost(error: ProgrammingError) -> bool:
         cause = error.__cause__
         return getattr(cause, "sqlstate", None) == INVALID_STATEMENT_NAME
+
+    @staticmethod
+    def _already_prepared(error: ProgrammingError) -> bool:
+        return getattr(error.__cause__, "sqlstate", None) == DUPLICATE_PREPARED_STATEMENT

@@ -12,7 +12,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from django_perf.db import PreparedQuery, bulk_insert
-from django_perf.db.prepared import to_dollar_params
+from django_perf.db.prepared import _names_on, to_dollar_params
 from testproject.bulkdemo.models import Kitchen, Token
 
 JOIN = (
@@ -139,6 +139,33 @@ def test_statements_dropped_behind_its_back_are_prepared_again(kitchen):
         raw.execute("DEALLOCATE ALL")
     with pytest.raises(ProgrammingError, match="does not exist"), transaction.atomic():
         query.fetchall([0, ""])  # inside a transaction the failed statement cannot be retried
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_one_statement_dropped_leaves_the_others_prepared(kitchen):
+    """Losing one statement re-prepares that one only; the others still run as prepared."""
+    join, count = PreparedQuery(JOIN), PreparedQuery("SELECT count(*) FROM bulkdemo_kitchen")
+    assert join.fetchall([0, ""]) == EXPECTED
+    counted = count.fetchone()
+    with connection.connection.cursor() as raw:
+        raw.execute(f'DEALLOCATE "{join.name}"')
+    with CaptureQueriesContext(connection) as queries:
+        assert join.fetchall([0, ""]) == EXPECTED
+        assert count.fetchone() == counted
+    [prepare] = statements(queries, "PREPARE")  # the dropped one only
+    assert join.name in prepare
+    assert set(server_statements()) >= {join.name, count.name}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_statement_prepared_by_an_earlier_copy_is_used(kitchen):
+    """A second PreparedQuery of the same SQL finds it prepared (same name), outside atomic."""
+    first = PreparedQuery(JOIN)
+    assert first.fetchall([0, ""]) == EXPECTED
+    _names_on(connection.connection).discard(first.name)  # as if this process lost track
+    assert PreparedQuery(JOIN).fetchall([0, ""]) == EXPECTED
 
 
 @pytest.mark.django_db(transaction=True)
