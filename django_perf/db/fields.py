@@ -216,20 +216,20 @@ class Converter:
                 raise ValueError(f"None is not allowed: {self.name!r} is NOT NULL")
             return None
         self._check(value)
+        if self.is_json:
+            # Serialize now (with the field's encoder), so that a value JSON cannot encode
+            # fails before any SQL; the native path sends this very text.
+            text = _json_text(value, field.encoder)
+            if not self.native:
+                return value
+            from psycopg.types.json import Jsonb
+
+            return Jsonb(text, dumps=_identity)
         if not self.native:
-            if self.is_json:
-                json.dumps(value, cls=field.encoder)  # fail now, not inside the write
             return value
         if isinstance(value, str) and type(value) is not str:
             value = str.__str__(value)  # str enums and lazy strings: their text, not their name
-        value = field.get_db_prep_save(value, self.connection)
-        if self.is_json and value is not None:
-            from psycopg.types.json import Jsonb
-
-            # Serialize now (with the field's encoder), so that a value JSON cannot
-            # encode fails before any SQL.
-            value = Jsonb(value.dumps(value.obj), dumps=_identity)
-        return value
+        return field.get_db_prep_save(value, self.connection)
 
     def _related_key(self, obj: models.Model) -> Any:
         related_model = self.field.related_model
@@ -266,3 +266,11 @@ class Converter:
                     f"{target.decimal_places}): at most "
                     f"{target.max_digits - target.decimal_places} digits before the point"
                 )
+
+
+def _json_text(value: Any, encoder: type[json.JSONEncoder] | None) -> str:
+    """``value`` as JSON text, refusing NaN and Infinity (not JSON: the databases refuse them)."""
+    try:
+        return json.dumps(value, cls=encoder, allow_nan=False)
+    except ValueError as error:  # "Out of range float values are not JSON compliant"
+        raise ValueError(f"{error}: NaN and Infinity have no JSON form") from None

@@ -130,7 +130,7 @@ def resolve_fields(target: Target, names: Iterable[str] | None, role: str = "fie
 
 
 def _field_names(model: type[models.Model]) -> list[str]:
-    names = []
+    names = ["pk"]
     for f in model._meta.concrete_fields:
         names.append(f.name)
         if f.attname != f.name:
@@ -217,6 +217,8 @@ def extract(
             values = _instance_column(target, rows, model_field, insert)
         else:
             values = _mapping_column(target, mappings, model_field)
+            if some_instances and Missing in set(map(type, values)):
+                _refuse_deferred(target, rows, values, model_field)
             if some_instances and insert and _has_pre_save(model_field):
                 for i, row in enumerate(rows):
                     if isinstance(row, models.Model):
@@ -317,12 +319,31 @@ def _instance_column(target: Target, rows: list, model_field: models.Field, inse
             return list(map(attrgetter(attname), rows))
     except _QueryRefused:
         index = next(i for i, obj in enumerate(rows) if attname not in vars(obj))
-        raise RowValueError(
-            f"{target.label}: row {index}, field {model_field.name!r} is deferred on this "
-            "instance (loaded with only() or defer()); load it or leave it out of the fields.",
-            index=index,
-            field=model_field.name,
-        ) from None
+        raise _deferred(target, index, model_field) from None
+
+
+def _deferred(target: Target, index: int, model_field: models.Field) -> RowValueError:
+    return RowValueError(
+        f"{target.label}: row {index}, field {model_field.name!r} is deferred on this "
+        "instance (loaded with only() or defer()); load it or leave it out of the fields.",
+        index=index,
+        field=model_field.name,
+    )
+
+
+def _refuse_deferred(target: Target, rows: list, values: list, model_field: models.Field) -> None:
+    """Among dicts, an instance read through ``vars()`` lacks a deferred field: refuse it.
+
+    (Missing, it would otherwise get the field's default, unlike an all-instance call.)
+    """
+    attname = model_field.attname
+    for i, (row, value) in enumerate(zip(rows, values, strict=True)):
+        if (
+            value is MISSING
+            and isinstance(row, models.Model)
+            and attname in row.get_deferred_fields()
+        ):
+            raise _deferred(target, i, model_field)
 
 
 class _QueryRefused(Exception):
@@ -398,18 +419,23 @@ def _saved_relations(target: Target, rows: list, model_field: models.Field, valu
 
 
 def _mapping_column(target: Target, rows: list, model_field: models.Field) -> list:
+    """The column of dict rows, by attname or name (``"pk"`` too for the primary key)."""
     name, attname = model_field.name, model_field.attname
     values = [row.get(attname, MISSING) for row in rows]
-    if name != attname:
+    aliases = [alias for alias in (name, "pk") if alias != attname]
+    if not model_field.primary_key:
+        aliases = aliases[:1] if name != attname else []
+    for alias in aliases:
         for i, row in enumerate(rows):
-            if name in row:
-                if attname in row:
+            if alias in row:
+                if values[i] is not MISSING:
+                    given = attname if attname in row else name
                     raise RowValueError(
-                        f"{target.label}: row {i} gives both {name!r} and {attname!r}.",
+                        f"{target.label}: row {i} gives both {alias!r} and {given!r}.",
                         index=i,
                         field=name,
                     )
-                values[i] = row[name]
+                values[i] = row[alias]
     return values
 
 

@@ -163,6 +163,18 @@ CASES = {
         lambda: bulk_update(Kitchen.objects.all()[:5], [{"id": 1, "name": "a"}], ["name"]),
         TypeError, ["sliced queryset"], None, None,
     ),
+    "NaN inside JSON": (
+        lambda: bulk_insert(Kitchen, [ok(), ok(data={"x": float("nan")})]),
+        RowValueError, ["row 1", "'data'", "NaN and Infinity have no JSON form"], 1, "data",
+    ),
+    "Infinity inside JSON, on update": (
+        lambda: bulk_update(Kitchen, [{"id": 1, "data": [float("inf")]}], ["data"]),
+        RowValueError, ["row 0", "'data'", "no JSON form"], 0, "data",
+    ),
+    "both pk and id in a row": (
+        lambda: bulk_update(Kitchen, [{"pk": 1, "id": 1, "name": "a"}], ["name"]),
+        RowValueError, ["row 0 gives both 'pk' and 'id'"], 0, "id",
+    ),
     "not a model": (
         lambda: bulk_insert("bulkdemo.Kitchen", [ok()]), TypeError, ["takes a model class"],
         None, None,
@@ -191,6 +203,29 @@ def test_deferred_fields_on_instances_are_refused_before_any_sql():
         bulk_update(Kitchen, [obj], ["name"])
     assert "field 'name' is deferred" in str(raised.value)
     assert "name" not in vars(obj)  # Django did not load it (which would take a query)
+
+
+def test_a_deferred_field_on_an_instance_among_dicts_is_refused_too():
+    """Read through vars() among dicts, it would otherwise silently get its default."""
+    Kitchen.objects.create(name="a", counter=99)
+    obj = Kitchen.objects.defer("counter").get()
+    obj.pk = None
+    obj._state.adding = True
+    with CaptureQueriesContext(connection) as queries, pytest.raises(RowValueError) as raised:
+        bulk_insert(Kitchen, [{"name": "d"}, obj])
+    assert "row 1, field 'counter' is deferred" in str(raised.value)
+    assert (raised.value.index, raised.value.field) == (1, "counter")
+    assert [q["sql"] for q in queries] == []
+    assert Kitchen.objects.count() == 1
+
+
+def test_dict_rows_may_name_the_primary_key_pk():
+    [pk] = bulk_insert(Kitchen, [{"pk": 41, "name": "a"}], returning=True)
+    assert pk == 41
+    assert bulk_update(Kitchen, [{"pk": 41, "name": "b"}], ["name"]) == 1
+    result = bulk_upsert(Kitchen, [{"pk": 41, "name": "c"}], ["pk"], ["name"])
+    assert (result.inserted, result.updated) == (0, 1)
+    assert Kitchen.objects.get(pk=41).name == "c"
 
 
 def test_errors_are_plain_value_and_type_errors():
