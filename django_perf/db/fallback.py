@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import models
+from django.db.models.constants import OnConflict
 
 from .fields import OMIT
 from .rows import RowSet
 
-__all__ = ["existing", "instances", "update_rows"]
+__all__ = ["existing", "insert_rows", "instances", "update_rows"]
 
 LOOKUP_CHUNK = 500
 
@@ -33,6 +34,57 @@ def instances(rowset: RowSet, indexes: Sequence[int]) -> list[models.Model]:
         }
         objs.append(model(**values))
     return objs
+
+
+def insert_rows(
+    rowset: RowSet,
+    indexes: Sequence[int],
+    *,
+    on_conflict: OnConflict | None = None,
+    unique_fields: Sequence[models.Field] = (),
+    update_fields: Sequence[models.Field] = (),
+) -> list[Any]:
+    """INSERT rows ``indexes`` as checked; return their primary keys (None where not known).
+
+    What ``bulk_create`` does, but ``raw`` as ``Model.save_base(raw=True)``: no
+    ``pre_save()``, which would overwrite the ``auto_now`` values a row gives
+    (the checks already filled in those it does not, as on PostgreSQL). Rows are
+    inserted in groups of the columns they give (an ``OMIT`` column is left out,
+    so the database fills in its default).
+    """
+    target = rowset.target
+    connection = target.connection
+    queryset = target.model._base_manager.using(target.using)
+    pk_field = target.model._meta.pk
+    returns = connection.features.can_return_rows_from_bulk_insert and (
+        on_conflict in (None, OnConflict.UPDATE)
+    )
+    wanted = set(indexes)
+    pks: dict[int, Any] = {}
+    for column_indexes, row_indexes in rowset.groups():
+        rows = [i for i in row_indexes if i in wanted]
+        if not rows:
+            continue
+        fields = [rowset.fields[j] for j in column_indexes]
+        objs = instances(rowset, rows)
+        step = max(connection.ops.bulk_batch_size(fields, objs), 1)
+        for start in range(0, len(objs), step):
+            returned = queryset._insert(
+                objs[start : start + step],
+                fields=fields,
+                returning_fields=[pk_field] if returns else None,
+                raw=True,
+                using=target.using,
+                on_conflict=on_conflict,
+                update_fields=list(update_fields) or None,
+                unique_fields=list(unique_fields) or None,
+            )
+            chunk = rows[start : start + step]
+            if returns:
+                pks.update(zip(chunk, (row[0] for row in returned), strict=True))
+            elif pk_field in fields:
+                pks.update((i, obj.pk) for i, obj in zip(chunk, objs[start:], strict=False))
+    return [pks.get(i) for i in indexes]
 
 
 def existing(

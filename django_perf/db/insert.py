@@ -1,4 +1,4 @@
-"""``bulk_insert``: rows into one table with COPY on PostgreSQL, ``bulk_create`` elsewhere."""
+"""``bulk_insert``: rows into one table with COPY on PostgreSQL, the ORM's INSERT elsewhere."""
 
 from __future__ import annotations
 
@@ -94,11 +94,9 @@ def _allocate_pks(rowset: RowSet, pk_index: int, wrapped: Any) -> None:
 
 
 def _create(rowset: RowSet, returning: bool) -> list[Any]:
-    """Off PostgreSQL: ``bulk_create`` of fresh instances built from the checked values."""
+    """Off PostgreSQL: the ORM's bulk INSERT of the checked values (see ``insert_rows``)."""
     target = rowset.target
-    objs = fallback.instances(rowset, range(rowset.size))
-    target.model._base_manager.using(target.using).bulk_create(objs)
-    pks = [obj.pk for obj in objs]
+    pks = fallback.insert_rows(rowset, range(rowset.size))
     if returning and None in pks:
         raise NotSupportedError(
             f"{target.label}: the {target.connection.vendor} backend does not return the "

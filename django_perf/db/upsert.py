@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models, transaction
+from django.db.models.constants import OnConflict
 
 from ..conf import perf_settings
 from . import fallback, postgres
@@ -53,8 +54,8 @@ def bulk_upsert(
     PostgreSQL runs ``INSERT ... SELECT ... ON CONFLICT ... DO UPDATE`` per chunk,
     from ``unnest()`` or a COPY-filled temporary table (as ``bulk_update``), and
     tells inserted from updated rows with ``RETURNING (xmax = 0)``. Other
-    databases look the keys up first, update the existing rows and
-    ``bulk_create`` the others.
+    databases look the keys up first, update the existing rows and insert the
+    others (``INSERT ... ON CONFLICT`` where the backend has it).
     """
     target = resolve_target("bulk_upsert", model, using)
     key_fields = resolve_key(target, unique_fields, role="unique_fields")
@@ -126,27 +127,25 @@ def _upsert_native(rowset: RowSet, key_fields: list, set_fields: list) -> Upsert
 def _upsert_fallback(
     rowset: RowSet, key_fields: list, set_fields: list, keys: list
 ) -> UpsertResult:
-    """Off PostgreSQL: update the rows whose key exists, ``bulk_create`` the others.
+    """Off PostgreSQL: update the rows whose key exists, insert the others.
 
-    ``bulk_create`` still handles conflicts, for a row another transaction
-    inserted after the lookup.
+    The insert still handles conflicts, for a row another transaction inserted
+    after the lookup.
     """
     found = fallback.existing(rowset, key_fields, keys, whole_table=True)  # as ON CONFLICT
     updated_pks = fallback.update_rows(rowset, set_fields, found) if set_fields else []
     known = {index for index, _ in found}
     new = [i for i in range(rowset.size) if i not in known]
-    objs = fallback.instances(rowset, new)
-    manager = rowset.target.model._base_manager.using(rowset.target.using)
     if set_fields:
-        manager.bulk_create(
-            objs,
-            update_conflicts=True,
-            unique_fields=[f.name for f in key_fields],
-            update_fields=[f.name for f in set_fields],
+        inserted_pks = fallback.insert_rows(
+            rowset,
+            new,
+            on_conflict=OnConflict.UPDATE,
+            unique_fields=key_fields,
+            update_fields=set_fields,
         )
     else:
-        manager.bulk_create(objs, ignore_conflicts=True)
-    inserted_pks = [obj.pk for obj in objs]
+        inserted_pks = fallback.insert_rows(rowset, new, on_conflict=OnConflict.IGNORE)
     if None in inserted_pks:  # ignore_conflicts returns no keys: look them up
         now = dict(fallback.existing(rowset, key_fields, keys, whole_table=True))
         inserted_pks = [now[i] for i in new if i in now]

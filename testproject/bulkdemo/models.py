@@ -80,3 +80,14 @@ class Token(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+
+class Stamped(models.Model):
+    """Timestamps Django fills in on save, which a bulk write keeps when a row gives them."""
+
+    code = models.CharField(max_length=20, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.code

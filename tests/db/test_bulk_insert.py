@@ -10,9 +10,10 @@ import zoneinfo
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from django_perf.db import bulk_insert
-from testproject.bulkdemo.models import Item, Kitchen, Token
+from django_perf.db import bulk_insert, bulk_upsert
+from testproject.bulkdemo.models import Item, Kitchen, Stamped, Token
 from testproject.pgdemo.models import Tagged
 
 from .conftest import UTC, kitchen_row
@@ -274,3 +275,23 @@ def test_sqlite_inserts_through_bulk_create():
         pks = bulk_insert(Kitchen, [kitchen_row(), {"name": "b"}], returning=True)
     assert any(q["sql"].startswith("INSERT INTO") for q in queries)
     assert Kitchen.objects.filter(pk__in=pks).count() == 2
+
+
+GIVEN = datetime.datetime(2001, 2, 3, 4, 5, 6, tzinfo=datetime.UTC)
+
+
+def test_auto_now_values_a_row_gives_are_kept_and_missing_ones_filled():
+    before = timezone.now()
+    bulk_insert(Stamped, [{"code": "given", "created": GIVEN, "updated": GIVEN}, {"code": "now"}])
+    given, filled = Stamped.objects.get(code="given"), Stamped.objects.get(code="now")
+    assert (given.created, given.updated) == (GIVEN, GIVEN)
+    assert before <= filled.created <= timezone.now()
+    assert before <= filled.updated <= timezone.now()
+
+
+def test_upserted_new_rows_keep_the_auto_now_values_they_give():
+    result = bulk_upsert(
+        Stamped, [{"code": "b", "created": GIVEN, "updated": GIVEN}], ["code"], ["updated"]
+    )
+    assert result.inserted_pks == [Stamped.objects.get().pk]
+    assert Stamped.objects.values_list("created", "updated").get() == (GIVEN, GIVEN)
