@@ -7,10 +7,11 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.core.cache import caches
 from django.db import connections, transaction
 from django.test import override_settings
@@ -22,6 +23,7 @@ from django_perf.db import (
     close_async_pools,
     pool_stats,
 )
+from django_perf.db.async_pools import async_pool_stats
 from testproject.blog.models import Author
 from tests.support.http import serve
 
@@ -150,8 +152,9 @@ def test_async_pool_runs_raw_sql_and_reports_its_load():
         await close_async_pools()
         return holding, busy, after
 
+    # asyncio.run, not async_to_sync: on asgiref's one-call loops there is no pool.
     with override_settings(DJANGO_PERF={"ASYNC_POOL": {"min_size": 0, "max_size": 5}}):
-        holding, busy, after = async_to_sync(main)()
+        holding, busy, after = asyncio.run(main())
     assert holding == [(1, "UTC")] * 3  # sees committed rows; Django's time zone
     assert (busy["kind"], busy["pooled"], busy["in_use"], busy["size"]) == ("async", True, 3, 3)
     assert (after["in_use"], after["idle"]) == (0, 3)
@@ -230,3 +233,93 @@ def test_opening_an_async_pool_registers_its_close_for_lifespan_shutdown(monkeyp
 
     pool = async_to_sync(scenario)()
     assert pool.closed
+
+
+def in_thread(function: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """``function()`` run in a thread of its own (as sync code runs), which must end in time."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = function()
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "the call never returned"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def backend_is_gone(pid: int) -> bool:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone()[0] == 0
+
+
+async def backend_and_time_zone() -> tuple[int, str]:
+    async with async_connection() as connection:
+        cursor = await connection.execute("SELECT pg_backend_pid(), current_setting('TimeZone')")
+        return await cursor.fetchone()
+
+
+@postgres_only
+def test_async_connection_from_sync_code_returns_and_leaves_nothing_open():
+    # A WSGI view or a management command: async_to_sync runs the coroutine on an event
+    # loop of its own that ends with the call; a pool left there kept it from ending.
+    for _ in range(2):
+        pid, time_zone = in_thread(async_to_sync(backend_and_time_zone))
+        assert time_zone == "UTC"  # set up like the pool's connections
+        assert async_pool_stats() == []
+        wait_until(lambda pid=pid: backend_is_gone(pid))  # closed, not idle in a pool
+
+
+@postgres_only
+def test_a_pool_on_a_loop_that_ends_is_closed_with_it():
+    # asyncio.run() in sync code, or async_pool() inside async_to_sync: the loop's end
+    # closes its pool instead of waiting forever for the pool's background tasks.
+    async def pool_and_query() -> tuple[Any, tuple[int, str]]:
+        return await async_pool(), await backend_and_time_zone()
+
+    for run in (lambda: asyncio.run(pool_and_query()), async_to_sync(pool_and_query)):
+        pool, (_, time_zone) = in_thread(run)
+        assert time_zone == "UTC"
+        assert pool.closed
+        assert async_pool_stats() == []
+
+
+@postgres_only
+def test_a_long_lived_loop_keeps_its_pool_across_requests():
+    # A server's loop (uvicorn): every request borrows from the same pool, also a sync
+    # view's async_to_sync, which asgiref runs on the server's loop.
+    loop = asyncio.new_event_loop()
+    server = threading.Thread(target=loop.run_forever, daemon=True)
+    server.start()
+
+    def request(coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(15)
+
+    async def async_view() -> Any:
+        assert (await backend_and_time_zone())[1] == "UTC"
+        return await async_pool()
+
+    async def sync_view() -> Any:
+        assert (await sync_to_async(async_to_sync(backend_and_time_zone))())[1] == "UTC"
+        return await async_pool()
+
+    try:
+        pool = request(async_view())
+        assert request(async_view()) is pool
+        assert request(sync_view()) is pool
+        assert not pool.closed
+        assert pool.get_stats()["requests_num"] == 3  # every request borrowed from it
+        assert [s["alias"] for s in async_pool_stats()] == ["default"]
+        request(close_async_pools())
+        assert pool.closed
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        server.join(15)
+        loop.close()
