@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -53,16 +54,40 @@ class _NotFound:
 NOT_FOUND: Any = _NotFound()
 
 
-class _State:
-    """One loader's data within one scope: resolved values, waiters, the next batch."""
+class _Pending:
+    """The keys queued or in flight on one event loop, and the futures waiting for them."""
 
-    __slots__ = ("queue", "scheduled", "values", "waiters")
+    __slots__ = ("loop", "queue", "scheduled", "waiters")
 
-    def __init__(self) -> None:
-        self.values: dict[Any, Any] = {}
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.waiters: dict[Any, list[asyncio.Future]] = {}
         self.queue: list[Any] = []
         self.scheduled = False
+
+
+class _State:
+    """One loader's data within one scope: resolved values, and the pending loads.
+
+    Values are plain objects and serve any event loop; the pending loads belong to
+    the loop they were made on. A scope can outlive a loop (a WSGI view calling
+    ``async_to_sync`` twice: each call runs its own loop), and a load queued on a
+    loop that ended before the batch ran is never settled, so joining it would
+    wait for ever. ``pending()`` therefore starts afresh on another (or closed) loop.
+    """
+
+    __slots__ = ("_pending", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[Any, Any] = {}
+        self._pending: _Pending | None = None
+
+    def pending(self, loop: asyncio.AbstractEventLoop) -> _Pending:
+        pending = self._pending
+        if pending is None or pending.loop is not loop or pending.loop.is_closed():
+            # Batches already dispatched keep their own _Pending and still settle it.
+            pending = self._pending = _Pending(loop)
+        return pending
 
 
 class LoaderScope:
@@ -189,11 +214,25 @@ class Batcher(Generic[K, V]):
         return value
 
     def _missing_error(self, key: Any) -> BaseException:
+        """The exception for a missing ``key``; if ``on_missing`` itself raises, that one.
+
+        Never raises: a raising ``on_missing`` must fail only its key, not the batch
+        task that settles the other keys' waiters.
+        """
         on_missing = self.on_missing
-        if isinstance(on_missing, type) and issubclass(on_missing, BaseException):
-            return on_missing(f"{self.name}: nothing found for key {key!r}.")
-        assert on_missing is not None
-        return on_missing(key)
+        try:
+            if isinstance(on_missing, type) and issubclass(on_missing, BaseException):
+                return on_missing(f"{self.name}: nothing found for key {key!r}.")
+            assert on_missing is not None
+            error = on_missing(key)
+        except Exception as raised:
+            return raised
+        if not isinstance(error, BaseException):
+            return TypeError(
+                f"{self.name}: on_missing returned {type(error).__name__} for key {key!r}; "
+                "it must return an exception."
+            )
+        return error
 
     def _match(self, keys: list, result: Any) -> list:
         """The batch function's result as one value per key (NOT_FOUND where missing)."""
@@ -232,7 +271,7 @@ class Batcher(Generic[K, V]):
         if key in state.values:
             self._settle(future, key, state.values[key])
         else:
-            self._enqueue(state, key, future)
+            self._enqueue(state, state.pending(future.get_loop()), key, future)
         return future
 
     def load_many(self, keys: Iterable[K]) -> asyncio.Future[list[V | None]]:
@@ -252,43 +291,61 @@ class Batcher(Generic[K, V]):
         else:
             future.set_result(value)
 
-    def _enqueue(self, state: _State, key: Any, future: asyncio.Future) -> None:
-        waiters = state.waiters.get(key)
+    def _enqueue(self, state: _State, pending: _Pending, key: Any, future: asyncio.Future) -> None:
+        waiters = pending.waiters.get(key)
         if waiters is not None:  # queued or in flight already: wait for that fetch
             waiters.append(future)
             return
-        state.waiters[key] = [future]
-        state.queue.append(key)
-        if not state.scheduled:
-            state.scheduled = True
-            loop = future.get_loop()
-            loop.call_soon(self._dispatch, state, loop)
+        pending.waiters[key] = [future]
+        pending.queue.append(key)
+        if not pending.scheduled:
+            pending.scheduled = True
+            pending.loop.call_soon(self._dispatch, state, pending)
 
-    def _dispatch(self, state: _State, loop: asyncio.AbstractEventLoop) -> None:
-        state.scheduled = False
-        keys, state.queue = state.queue, []
+    def _dispatch(self, state: _State, pending: _Pending) -> None:
+        pending.scheduled = False
+        keys, pending.queue = pending.queue, []
         for chunk in _chunks(keys, self.max_batch_size):
-            loop.create_task(self._run(state, chunk))
+            pending.loop.create_task(self._run(state, pending, chunk))
 
-    async def _run(self, state: _State, keys: list) -> None:
+    async def _run(self, state: _State, pending: _Pending, keys: list) -> None:
+        outcome: list | BaseException
         try:
-            result = await self._async_fn(keys)
-            values = self._match(keys, result)
-        except asyncio.CancelledError:
-            for key in keys:
-                for future in state.waiters.pop(key, ()):
-                    future.cancel()
-            raise
+            outcome = self._match(keys, await self._async_fn(keys))
         except Exception as error:
-            for key in keys:
-                for future in state.waiters.pop(key, ()):
-                    if not future.done():
-                        future.set_exception(error)
-            return
-        self._store(state, keys, values)
-        for key, value in zip(keys, values, strict=True):
-            for future in state.waiters.pop(key, ()):
-                self._settle(future, key, value)
+            outcome = error
+        except BaseException as cancelled:  # CancelledError: its waiters are cancelled too
+            self._finish(state, pending, keys, cancelled)
+            raise
+        self._finish(state, pending, keys, outcome)
+
+    def _finish(
+        self, state: _State, pending: _Pending, keys: list, outcome: list | BaseException
+    ) -> None:
+        """Settle every waiter of ``keys``: with its key's value, or all with the error.
+
+        Runs with no await, so no load can join these waiters while they are settled.
+        Whatever goes wrong while settling, the ``finally`` leaves no future pending.
+        """
+        waiters = [(key, pending.waiters.pop(key, [])) for key in keys]
+        failure = outcome if isinstance(outcome, BaseException) else None
+        try:
+            if not isinstance(outcome, BaseException):
+                self._store(state, keys, outcome)
+                for (key, futures), value in zip(waiters, outcome, strict=True):
+                    for future in futures:
+                        self._settle(future, key, value)
+        except Exception as error:
+            failure = error
+        finally:
+            for _, futures in waiters:
+                for future in futures:
+                    if future.done():
+                        continue
+                    if isinstance(failure, Exception):
+                        future.set_exception(failure)
+                    else:  # cancelled, or interrupted by a BaseException
+                        future.cancel()
 
     # --- sync form ----------------------------------------------------------------------
 
@@ -336,8 +393,23 @@ class _EqualsAny(Lookup):
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple]:
         lhs_sql, lhs_params = self.process_lhs(compiler, connection)
-        db_type = self.lhs.output_field.db_type(connection)
+        db_type = _unmodified_type(self.lhs.output_field.db_type(connection))
         return f"{lhs_sql} = ANY(%s::{db_type}[])", (*lhs_params, list(self.rhs))
+
+
+_TYPE_MODIFIERS = re.compile(r"\s*\([^)]*\)")
+
+
+def _unmodified_type(db_type: str) -> str:
+    """``db_type`` without size or precision: ``varchar(20)`` -> ``varchar``.
+
+    A cast to the column's full type would truncate or round the keys
+    (``'acme...x'::varchar(20)``, ``1.001::numeric(12,2)``), so the query would
+    match rows of a different key. Without modifiers the keys compare exactly.
+    ``char`` without a length means ``char(1)``, so it becomes ``bpchar``.
+    """
+    base = _TYPE_MODIFIERS.sub("", db_type)
+    return "bpchar" if base in ("char", "character") else base
 
 
 _KEY_TYPES: dict[str, type] = {
@@ -422,18 +494,42 @@ class ModelLoader(Batcher[Any, Any]):
     def _fetch(self, keys: list) -> dict[Any, Any]:
         queryset = self.queryset.all()
         using = queryset.db
+        attname = self.field.attname
+        grouped: dict[Any, Any] = {key: [] for key in keys} if self.many else {}
+        sent = self._storable(keys, using)
+        if not sent:  # keys the column cannot hold are missing: no query at all
+            return grouped
         if is_native(connections[using]):
-            condition = _EqualsAny(models.F(self.field.attname), self._db_values(keys, using))
+            condition = _EqualsAny(models.F(attname), self._db_values(sent, using))
             queryset = queryset.filter(condition)
         else:
-            queryset = queryset.filter(**{f"{self.field.attname}__in": keys})
-        attname = self.field.attname
-        if not self.many:
-            return {getattr(obj, attname): obj for obj in queryset}
-        grouped: dict[Any, list] = {key: [] for key in keys}
+            queryset = queryset.filter(**{f"{attname}__in": sent})
+        asked = set(sent)
         for obj in queryset:
-            grouped[getattr(obj, attname)].append(obj)
+            # A row can match a key it does not equal in Python (a case-insensitive
+            # collation, say): it answers no key that was asked for, so skip it.
+            key = getattr(obj, attname)
+            if key not in asked:
+                continue
+            if self.many:
+                grouped[key].append(obj)
+            else:
+                grouped[key] = obj
         return grouped
+
+    def _storable(self, keys: list, using: str) -> list:
+        """The keys the column can hold; the others cannot match a row.
+
+        Sent anyway, an integer out of the column's range fails the whole batch:
+        PostgreSQL raises DataError (aborting the enclosing transaction, e.g.
+        ATOMIC_REQUESTS) and SQLite's driver OverflowError. So they are left out,
+        and load as missing.
+        """
+        try:
+            low, high = connections[using].ops.integer_field_range(self._target.get_internal_type())
+        except KeyError:  # not an integer column
+            return keys
+        return [key for key in keys if not isinstance(key, int) or low <= key <= high]
 
     def _db_values(self, keys: list, using: str) -> list:
         connection = connections[using]

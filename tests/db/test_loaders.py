@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import math
+import threading
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from django_perf.db import Batcher, ModelLoader, bulk_insert, loader_scope
@@ -296,3 +298,125 @@ def test_scopes_do_not_share_values(item_pks):
 def test_max_batch_size_must_be_positive():
     with pytest.raises(ValueError, match="max_batch_size"):
         Batcher(lambda keys: {}, max_batch_size=0)
+
+
+# --- failures never leave a waiter pending ------------------------------------------
+
+
+def test_an_on_missing_that_raises_fails_only_its_key_and_every_waiter_settles():
+    def on_missing(key):
+        raise KeyError(f"no translation for {key}")  # raises instead of returning
+
+    loader = Batcher(lambda keys: {k: k for k in keys if k == 2}, on_missing=on_missing)
+
+    async def main():
+        with loader_scope():
+            loads = asyncio.gather(
+                loader.load(1), loader.load(2), loader.load(3), return_exceptions=True
+            )
+            return await asyncio.wait_for(loads, timeout=5)  # TimeoutError if one hangs
+
+    one, two, three = run(main)
+    assert two == 2
+    assert isinstance(one, KeyError)
+    assert "no translation for 1" in str(one)
+    assert isinstance(three, KeyError)
+    assert "no translation for 3" in str(three)
+
+
+def test_a_scope_reused_on_a_new_event_loop_does_not_join_the_dead_loops_waiters():
+    calls: list[list[int]] = []
+
+    def squares(keys):
+        calls.append(list(keys))
+        return {k: k * k for k in keys}
+
+    square = Batcher(squares)
+
+    async def abandoned():
+        square.load(1)  # queued, never awaited: this loop ends before the batch runs
+        square.load(2)
+        raise ValueError("validation failed before awaiting")
+
+    async def later():
+        return await square.load_many([1, 3])
+
+    result: dict[str, list] = {}
+
+    def wsgi_view():  # two async_to_sync calls in one scope: two event loops
+        with loader_scope():
+            with pytest.raises(ValueError, match="validation failed"):
+                async_to_sync(abandoned)()
+            result["value"] = async_to_sync(later)()
+
+    thread = threading.Thread(target=wsgi_view, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "load() joined a waiter list of a dead event loop"
+    assert result["value"] == [1, 9]
+    assert calls[-1] == [1, 3]
+
+
+# --- keys the column cannot hold as given -------------------------------------------
+
+
+def test_a_char_key_longer_than_the_column_matches_no_row_and_spoils_no_batch():
+    long_key = "acme" + "x" * 30  # tenant is max_length=20
+    bulk_insert(Account, [
+        {"tenant": "acme", "code": "a", "email": "a@x.test", "name": "A"},
+        {"tenant": long_key[:20], "code": "b", "email": "b@x.test", "name": "B"},
+    ])  # fmt: skip
+    by_tenant = ModelLoader(Account, key="tenant", many=True)
+    one_by_tenant = ModelLoader(Account, key="tenant")
+
+    async def main():
+        with loader_scope():
+            return await asyncio.gather(
+                by_tenant.load("acme"), by_tenant.load(long_key), one_by_tenant.load(long_key)
+            )
+
+    acme, long_group, long_one = run(main)
+    assert [account.code for account in acme] == ["a"]
+    assert long_group == []
+    assert long_one is None
+
+
+def test_a_decimal_key_is_not_rounded_to_the_column_precision():
+    ts = datetime.datetime(2024, 1, 1, tzinfo=UTC)
+    one, two = bulk_insert(Item, [
+        {"qty": 1, "name": "a", "body": "", "price": Decimal("1.00"), "ts": ts, "active": True},
+        {"qty": 2, "name": "b", "body": "", "price": Decimal("2.00"), "ts": ts, "active": True},
+    ], returning=True)  # fmt: skip
+    by_price = ModelLoader(Item, key="price", many=True)
+    with loader_scope():
+        # 1.001 rounded to numeric(12,2) would match the row priced 1.00, a key nobody asked for.
+        rounded, exact = by_price.get_many([Decimal("1.001"), Decimal("2")])
+        assert rounded == []
+        assert [item.pk for item in exact] == [two]
+        assert [item.pk for item in by_price.get(Decimal("1.0"))] == [one]
+
+
+@pytest.mark.parametrize(("key", "big"), [("pk", 2**70), ("pk", -(2**70)), ("qty", 2**40)])
+def test_a_key_outside_the_integer_column_range_is_missing_and_never_sent(key, big):
+    ts = datetime.datetime(2024, 1, 1, tzinfo=UTC)
+    bulk_insert(Item, [{"qty": 5, "name": "a", "body": "", "price": 1, "ts": ts, "active": True}])
+    item = Item.objects.get()
+    good = item.pk if key == "pk" else item.qty
+    loader = ModelLoader(Item, key=key)
+
+    async def main():
+        with loader_scope():
+            return await asyncio.gather(loader.load(good), loader.load(big))
+
+    assert run(main) == [item, None]
+    with transaction.atomic(), loader_scope():  # as under ATOMIC_REQUESTS
+        assert loader.get_many([good, big]) == [item, None]
+        with CaptureQueriesContext(connection) as queries:
+            assert loader.get(big) is None
+            assert ModelLoader(Item, key=key, many=True).get(big) == []
+            with pytest.raises(Item.DoesNotExist):
+                ModelLoader(Item, key=key, on_missing="raise").get(big)
+        low, high = connection.ops.integer_field_range(loader.field.get_internal_type())
+        if not low <= big <= high:  # SQLite's columns hold 2**40, PostgreSQL's integer does not
+            assert len(queries) == 0
+        assert Item.objects.count() == 1  # the transaction is still usable
