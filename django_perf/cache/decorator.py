@@ -187,6 +187,16 @@ def cache_result(
             )
         if not callable(fn):
             raise TypeError(f"cache_result decorates a function; got {fn!r}.")
+        qualname = getattr(fn, "__qualname__", "")
+        if options.key is None and ("<lambda>" in qualname or "<locals>" in qualname):
+            # Keys are built from module + qualname: every lambda of a scope, and every closure
+            # a factory returns, has the same one, so they would share (and swap) results.
+            raise TypeError(
+                f"cache_result cannot build keys for {fn.__module__}.{qualname}: a lambda or "
+                "a function defined inside another function has no name unique to it, so its "
+                "results would share keys with its siblings. Pass key=lambda ...: '...' (a "
+                "key that tells them apart), or define it at module or class level."
+            )
         if inspect.iscoroutinefunction(fn):
             return AsyncCachedFunction(fn, options)
         return CachedFunction(fn, options)
@@ -280,8 +290,12 @@ class CachedFunction:
     def _pack(self, cache: Any, value: Any, took: float) -> tuple[Any, Any]:
         """What to store for ``value`` and for how long."""
         ttl = self._ttl(cache)
-        if not self._options.enveloped or ttl is None:
+        if not self._options.enveloped:
             return value, ttl
+        if ttl is None:  # the cache's TIMEOUT is None: fresh until invalidated
+            # Still an envelope: _state reads every 3-item list as one, so a bare value such as
+            # (a, b, c) would be misread. None, not inf: JSON serializers turn inf into null.
+            return [value, None, took], None
         return [value, time.time() + ttl, took], ttl + self._options.stale_ttl
 
     def _state(self, found: Any) -> tuple[str, Any]:
@@ -292,6 +306,8 @@ class CachedFunction:
         if not (isinstance(found, list | tuple) and len(found) == 3):
             return FRESH, found  # stored by other code under a custom key
         value, fresh_until, took = found
+        if fresh_until is None:  # stored with no ttl: never old
+            return FRESH, value
         now = time.time()
         if now >= fresh_until:
             return STALE, value

@@ -311,25 +311,29 @@ def tag_cost(url: str) -> list[Comparison]:
 # --- cache_result hits --------------------------------------------------------------------------
 
 
+def _article(pk: int) -> dict[str, Any]:
+    return {"pk": pk, "title": "A cached article title", "tags": ["a", "b"]}
+
+
+def _price(region: str, pk: int, currency: str = "EUR") -> str:
+    return f"{region}:{pk}:{currency}"
+
+
+def _tagged_article(pk: int) -> dict[str, Any]:
+    return {"pk": pk}
+
+
+async def _async_article(pk: int) -> dict[str, Any]:
+    return {"pk": pk, "title": "A cached article title", "tags": ["a", "b"]}
+
+
 def hit_overhead() -> list[Comparison]:
-    """(The functions are decorated here, once the "bench" alias exists.)"""
-
-    @cache_result(ttl=3600, alias="bench")
-    def article(pk: int) -> dict[str, Any]:
-        return {"pk": pk, "title": "A cached article title", "tags": ["a", "b"]}
-
-    @cache_result(ttl=3600, alias="bench")
-    def price(region: str, pk: int, currency: str = "EUR") -> str:
-        return f"{region}:{pk}:{currency}"
-
-    @cache_result(ttl=3600, alias="bench", tags=["articles"])
-    def tagged_article(pk: int) -> dict[str, Any]:
-        return {"pk": pk}
-
-    @cache_result(ttl=3600, alias="bench")
-    async def async_article(pk: int) -> dict[str, Any]:
-        return {"pk": pk, "title": "A cached article title", "tags": ["a", "b"]}
-
+    """(The module's functions are decorated here, once the "bench" alias exists; at module
+    level, so their keys come from their names, as in an application.)"""
+    article = cache_result(ttl=3600, alias="bench")(_article)
+    price = cache_result(ttl=3600, alias="bench")(_price)
+    tagged_article = cache_result(ttl=3600, alias="bench", tags=["articles"])(_tagged_article)
+    async_article = cache_result(ttl=3600, alias="bench")(_async_article)
     cache = caches["bench"]
     article(42)
     price("eu", 42)

@@ -34,14 +34,20 @@ def cache(configure_cache):
     return configure_cache("memory", "database")
 
 
+# Functions keyed by their arguments are defined at module level: cache_result refuses nested
+# functions and lambdas without key= (they share a qualname, so they would share keys).
+add_calls: list[tuple[int, int, int]] = []
+
+
+@cache_result(ttl=60)
+def add(a: int, b: int = 2, *, scale: int = 1) -> int:
+    add_calls.append((a, b, scale))
+    return (a + b) * scale
+
+
 def test_a_result_is_computed_once_per_distinct_arguments(cache):
-    calls = []
-
-    @cache_result(ttl=60)
-    def add(a: int, b: int = 2, *, scale: int = 1) -> int:
-        calls.append((a, b, scale))
-        return (a + b) * scale
-
+    calls = add_calls
+    calls.clear()
     assert add(1) == add(1) == add(1, 2) == add(a=1, b=2) == add(1, scale=1) == 3
     assert add(1, 3) == 4
     assert add(1, scale=2) == 6
@@ -55,7 +61,7 @@ def test_a_result_is_computed_once_per_distinct_arguments(cache):
 def test_async_functions_are_cached_and_stay_coroutine_functions(cache):
     calls = []
 
-    @cache_result(ttl=60)
+    @cache_result(ttl=60, key=lambda currency: f"test:fetch:{currency}")
     async def fetch(currency: str) -> dict[str, float]:
         calls.append(currency)
         await asyncio.sleep(0)
@@ -77,7 +83,7 @@ def test_async_functions_are_cached_and_stay_coroutine_functions(cache):
 def test_ttl_is_the_lifetime_of_a_result(cache):
     calls = []
 
-    @cache_result(ttl=0.3)
+    @cache_result(ttl=0.3, key=lambda: "test:now")
     def now() -> int:
         calls.append(1)
         return len(calls)
@@ -90,11 +96,11 @@ def test_ttl_is_the_lifetime_of_a_result(cache):
 def test_none_is_cached_only_when_asked(cache):
     calls = []
 
-    @cache_result(ttl=60)
+    @cache_result(ttl=60, key=lambda: "test:nothing")
     def nothing() -> None:
         calls.append(1)
 
-    @cache_result(ttl=60, cache_none=True)
+    @cache_result(ttl=60, cache_none=True, key=lambda: "test:nothing_cached")
     def nothing_cached() -> None:
         calls.append(2)
 
@@ -108,7 +114,7 @@ def test_none_is_cached_only_when_asked(cache):
 def test_invalidate_and_refresh_take_the_same_arguments(cache):
     calls = []
 
-    @cache_result(ttl=60)
+    @cache_result(ttl=60, key=lambda x: f"test:square:{x}")
     def square(x: int) -> int:
         calls.append(x)
         return x * x
@@ -145,12 +151,16 @@ def test_a_custom_key_is_used_as_is_so_the_registry_can_name_it(cache):
 def test_tags_static_or_from_the_arguments(cache):
     calls = []
 
-    @cache_result(ttl=60, tags=[ARTICLES])
+    @cache_result(ttl=60, tags=[ARTICLES], key=lambda: "test:listing")
     def listing() -> int:
         calls.append("list")
         return len(calls)
 
-    @cache_result(ttl=60, tags=lambda author_id: [f"author:{author_id}"])
+    @cache_result(
+        ttl=60,
+        tags=lambda author_id: [f"author:{author_id}"],
+        key=lambda author_id: f"test:by_author:{author_id}",
+    )
     def by_author(author_id: int) -> int:
         calls.append(author_id)
         return author_id
@@ -170,7 +180,7 @@ def test_tags_static_or_from_the_arguments(cache):
 def test_exceptions_propagate_and_nothing_is_cached(cache):
     calls = []
 
-    @cache_result(ttl=60)
+    @cache_result(ttl=60, key=lambda: "test:fragile")
     def fragile() -> str:
         calls.append(1)
         if len(calls) == 1:
@@ -228,13 +238,13 @@ def test_methods_are_keyed_by_their_instance(cache):
         Unkeyed().value()
 
 
+@cache_result(ttl=60)
+def name_of(who: Author) -> str:
+    return who.name
+
+
 def test_model_instances_are_keyed_by_label_and_primary_key(cache):
     author = Author.objects.create(name="Ada", email="ada@x.org", joined_at=NOW)
-
-    @cache_result(ttl=60)
-    def name_of(who: Author) -> str:
-        return who.name
-
     assert name_of(author) == "Ada"
     assert name_of.key(author) == name_of.key(Author.objects.get(pk=author.pk))
     with pytest.raises(TypeError, match=r"argument 'who' is an unsaved blog\.Author"):
@@ -309,11 +319,12 @@ def test_keys_are_stable_across_processes_and_hash_seeds():
     assert out.stdout.strip() == here
 
 
-def test_an_unkeyable_argument_is_a_type_error_naming_it(cache):
-    @cache_result(ttl=60)
-    def report(filters: dict[str, Any], rows: Any = None) -> int:
-        return 1
+@cache_result(ttl=60)
+def report(filters: dict[str, Any], rows: Any = None) -> int:
+    return 1
 
+
+def test_an_unkeyable_argument_is_a_type_error_naming_it(cache):
     with pytest.raises(
         TypeError, match=r"argument \"filters\['tags'\]\[1\]\" is a builtins\.object"
     ):
@@ -352,18 +363,19 @@ def test_the_decorator_goes_under_staticmethod():
         cache_result(ttl=1)(staticmethod(lambda: 1))
 
 
-def test_without_parentheses(cache):
-    @cache_result
-    def one() -> int:
-        return 1
+@cache_result
+def one() -> int:
+    return 1
 
+
+def test_without_parentheses(cache):
     assert one() == one() == 1
 
 
 def test_stale_on_error_serves_the_kept_value_when_the_function_fails(cache, caplog):
     outcomes: list[Any] = ["first", ConnectionError("service down")]
 
-    @cache_result(ttl=0.2, stale_ttl=60, stale_on_error=True)
+    @cache_result(ttl=0.2, stale_ttl=60, stale_on_error=True, key=lambda: "test:rates")
     def rates() -> str:
         outcome = outcomes.pop(0)
         if isinstance(outcome, Exception):
@@ -383,7 +395,7 @@ def test_stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
     configure_cache("memory")
     results = iter(["v1", "v2"])
 
-    @cache_result(ttl=0.2, early="stale", stale_ttl=60)
+    @cache_result(ttl=0.2, early="stale", stale_ttl=60, key=lambda: "test:slow")
     def slow() -> str:
         time.sleep(0.2)
         return next(results)
@@ -402,13 +414,15 @@ def test_stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
 def test_probabilistic_early_refresh_recomputes_before_expiry(cache):
     calls = []
 
-    @cache_result(ttl=60, early="probabilistic", beta=1e9)  # certain to refresh early
+    # beta=1e9: certain to refresh early.
+    @cache_result(ttl=60, early="probabilistic", beta=1e9, key=lambda: "test:hot")
     def hot() -> int:
         calls.append(1)
         time.sleep(0.01)
         return len(calls)
 
-    @cache_result(ttl=60, early="probabilistic", beta=1e-9)  # practically never
+    # beta=1e-9: practically never.
+    @cache_result(ttl=60, early="probabilistic", beta=1e-9, key=lambda: "test:cool")
     def cool() -> int:
         calls.append(2)
         time.sleep(0.01)
@@ -431,11 +445,12 @@ def test_an_early_refresh_that_fails_keeps_the_current_value_sync_and_async(cach
             raise ConnectionError("backend down")
         return 7
 
-    @cache_result(ttl=60, early="probabilistic", beta=1e9)  # certain to refresh early
+    # beta=1e9: certain to refresh early.
+    @cache_result(ttl=60, early="probabilistic", beta=1e9, key=lambda: "test:hot")
     def hot() -> int:
         return compute()
 
-    @cache_result(ttl=60, early="probabilistic", beta=1e9)
+    @cache_result(ttl=60, early="probabilistic", beta=1e9, key=lambda: "test:ahot")
     async def ahot() -> int:
         return compute()
 
@@ -451,9 +466,65 @@ def test_an_early_refresh_that_fails_keeps_the_current_value_sync_and_async(cach
 def test_values_stored_with_their_age_are_json_serializable(configure_cache):
     configure_cache("memory", "database", SERIALIZER="json")
 
-    @cache_result(ttl=60, early="probabilistic")
+    @cache_result(ttl=60, early="probabilistic", key=lambda: "test:data")
     def data() -> dict[str, Any]:
         return {"a": [1, 2]}
 
     assert data() == data() == {"a": [1, 2]}
     assert json.dumps(data()) == '{"a": [1, 2]}'
+
+
+def make_multiplier(n: int, **options: Any) -> Any:
+    @cache_result(ttl=60, **options)
+    def multiply(x: int) -> int:
+        return x * n
+
+    return multiply
+
+
+def test_lambdas_and_nested_functions_need_a_key_of_their_own(cache):
+    # Keyed by module + qualname, two lambdas of one scope, or two closures of one factory
+    # (make_multiplier.<locals>.multiply), would share keys and return each other's results.
+    with pytest.raises(TypeError, match=r"<lambda>.*Pass key="):
+        cache_result(ttl=60)(lambda x: x + 1)
+    with pytest.raises(TypeError, match=r"make_multiplier\.<locals>\.multiply.*Pass key="):
+        make_multiplier(2)
+
+    double = make_multiplier(2, key=lambda x: f"double:{x}")
+    triple = make_multiplier(3, key=lambda x: f"triple:{x}")
+    assert (double(5), triple(5)) == (10, 15)
+    plus = cache_result(ttl=60, key=lambda x: f"plus:{x}")(lambda x: x + 1)
+    times = cache_result(ttl=60, key=lambda x: f"times:{x}")(lambda x: x * 10)
+    assert (plus(3), times(3)) == (4, 30)
+
+
+def three() -> tuple[str, str, str]:
+    return ("a", "b", "c")
+
+
+@pytest.mark.parametrize("serializer", ["pickle", "json"])
+@pytest.mark.parametrize(
+    "options",
+    [{"early": "probabilistic"}, {"stale_on_error": True, "stale_ttl": 60}],
+    ids=["early", "stale_on_error"],
+)
+def test_three_item_results_of_a_cache_without_timeout_come_back_as_they_were(
+    configure_cache, serializer, options
+):
+    # The default ttl with TIMEOUT None is "forever": the value is still stored with its age,
+    # so a result that happens to be a 3-item list is not taken for [value, expiry, took].
+    configure_cache("memory", "database", TIMEOUT=None, SERIALIZER=serializer)
+    calls = []
+
+    @cache_result(key=lambda: "test:bounds", **options)
+    def bounds() -> list[int]:
+        calls.append(1)
+        return [5, 10**12, 0]
+
+    triple = cache_result(key=lambda: "test:three", **options)(three)
+
+    assert bounds() == bounds() == [5, 10**12, 0]
+    assert calls == [1]
+    expected = ("a", "b", "c") if serializer == "pickle" else ["a", "b", "c"]
+    assert triple() == ("a", "b", "c")
+    assert triple() == expected
