@@ -127,6 +127,12 @@ def tier_kinds(cache: Any) -> list[str]:
     return [PLAIN]
 
 
+def deletes_patterns(backend: Any) -> bool:
+    """Whether a cache, or a cache backend class, can delete by glob pattern."""
+    klass = backend if isinstance(backend, type) else type(backend)
+    return issubclass(klass, TieredCache) or hasattr(klass, "delete_pattern")
+
+
 def _select_tiers(cache: Any, alias: str, tiers: Iterable[str] | None) -> list[str]:
     kinds = tier_kinds(cache)
     if tiers is None:
@@ -475,7 +481,7 @@ class Plain:
 
     def pattern(self, pattern: str, progress: Progress | None) -> None:
         cache = self.cache
-        if not hasattr(cache, "delete_pattern"):
+        if not deletes_patterns(cache):
             raise ValueError(
                 f"The cache {self.report.alias!r} ({type(cache).__name__}) cannot delete by "
                 "pattern; use django_perf.cache.TieredCache or django-redis, or invalidate by "

@@ -6,11 +6,15 @@ to drop when it changes. The registry listens to ``pre_save`` /
 and to ``django_perf.signals.rows_changed`` (the bulk write helpers), and
 invalidates at once and again when the transaction commits: a reader that
 fills the cache from the old row while the transaction is open cannot leave
-that value behind. After a rollback the second pass never runs.
+that value behind. After a rollback the second pass never runs (Django has no rollback
+hook: what the rolled-back transaction cached itself stays; see docs/invalidation.rst).
+Raw saves (``loaddata``) are named and dropped once, on commit.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,12 +24,13 @@ from django.apps import apps
 from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import ValidationError
-from django.db import models, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+from django.utils.module_loading import import_string
 
 from django_perf.signals import rows_changed
 
-from .engine import InvalidationReport, run, tier_kinds
+from .engine import InvalidationReport, deletes_patterns, run, tier_kinds
 from .patterns import check_pattern
 
 __all__ = [
@@ -43,6 +48,8 @@ CHUNK = 1000  # rows fetched per query when invalidating by primary key
 PREVIOUS = "_django_perf_cache_previous"  # instance attribute: what its stored row fed
 CLEARED = "_django_perf_cache_cleared"  # instance attribute: related pks before an m2m clear
 UID = "django_perf.cache.registry"
+
+logger = logging.getLogger("django_perf.cache")
 
 
 def _label(model: type[models.Model]) -> str:
@@ -180,6 +187,23 @@ def _check_callable(model: type[models.Model], what: str, fn: Any) -> Any:
     )
 
 
+def _check_patterns(model: type[models.Model], alias: str, patterns: Any) -> None:
+    """Refuse patterns= for a cache that cannot delete by pattern (else every save() fails)."""
+    if patterns is None:
+        return
+    backend = settings.CACHES[alias].get("BACKEND", "")
+    try:
+        klass = import_string(backend)
+    except ImportError:
+        return  # Django reports a bad BACKEND itself when the cache is first used
+    if not deletes_patterns(klass):
+        raise ValueError(
+            f"register({_label(model)}, patterns=..., alias={alias!r}): the cache {alias!r} "
+            f"({backend}) cannot delete by pattern; use django_perf.cache.TieredCache or "
+            "django-redis for it, or name the entries with keys= or tags= instead."
+        )
+
+
 def _check_alias(alias: Any) -> str:
     if not isinstance(alias, str) or alias not in settings.CACHES:
         configured = ", ".join(repr(name) for name in settings.CACHES) or "none"
@@ -280,9 +304,10 @@ class Registry:
                 for registration in regs:
                     registration.collect(instance, bundle)
         else:
-            wanted = _to_pks(model, pks)
+            using = router.db_for_read(model)
+            wanted = _to_pks(model, pks, using)
             seen = set()
-            for instance in _rows(model, wanted, router.db_for_read(model)):
+            for instance in _rows(model, wanted, using):
                 found.rows += 1
                 seen.add(instance.pk)
                 for registration in regs:
@@ -297,10 +322,26 @@ class Registry:
 registry = Registry()
 
 
-def _to_pks(model: type[models.Model], pks: Sequence[Any]) -> list[Any]:
+def _integer_range(model: type[models.Model], using: str) -> tuple[int, int] | None:
+    """The integers the database can store in ``model``'s primary key (None: not an integer)."""
+    field_ = model._meta.pk
+    while field_.remote_field is not None:  # a parent link (multi-table inheritance)
+        field_ = field_.target_field
+    if not isinstance(field_, models.IntegerField):
+        return None
+    try:
+        return connections[using].ops.integer_field_range(field_.get_internal_type())
+    except KeyError:  # a custom integer type the backend does not list: let the query decide
+        return None
+
+
+def _to_pks(model: type[models.Model], pks: Sequence[Any], using: str) -> list[Any]:
     if isinstance(pks, str | bytes) or not isinstance(pks, Iterable):
         raise ValueError(f"pks must be a list of primary keys, e.g. pks=[1, 2]; got {pks!r}.")
     field_ = model._meta.pk
+    # A query with an integer the database cannot hold fails in the driver (OverflowError on
+    # SQLite, DataError on PostgreSQL) instead of finding nothing: refuse it here.
+    bounds = _integer_range(model, using)
     out = []
     for pk in pks:
         try:
@@ -312,6 +353,14 @@ def _to_pks(model: type[models.Model], pks: Sequence[Any]) -> list[Any]:
             ) from None
         if value is None:
             raise ValueError(f"None is not a primary key of {_label(model)}.")
+        if bounds is not None:
+            low, high = bounds
+            if not low <= value <= high:
+                raise ValueError(
+                    f"{pk!r} is not a primary key of {_label(model)} "
+                    f"({field_.get_internal_type()}): out of the range the database stores "
+                    f"({bounds[0]} to {bounds[1]})."
+                )
         out.append(value)
     return list(dict.fromkeys(out))
 
@@ -352,15 +401,20 @@ def apply(bundles: Bundles) -> None:
         if not bundle:
             continue
         cache = caches[alias]
+        patterns = sorted(bundle.patterns)
+        if patterns and not deletes_patterns(cache):
+            # register() checked the cache, but settings can change since: the row is already
+            # written, so raising here would fail a save that succeeded. Log and go on.
+            logger.error(
+                "The cache %r (%s) cannot delete by pattern; patterns %s of a registration "
+                "were not invalidated.",
+                alias,
+                type(cache).__name__,
+                ", ".join(patterns),
+            )
+            patterns = []
         report = InvalidationReport(alias=alias)
-        run(
-            cache,
-            report,
-            tier_kinds(cache),
-            sorted(bundle.keys),
-            sorted(bundle.patterns),
-            sorted(bundle.tags),
-        )
+        run(cache, report, tier_kinds(cache), sorted(bundle.keys), patterns, sorted(bundle.tags))
 
 
 def schedule(bundles: Bundles, using: str | None) -> None:
@@ -404,7 +458,7 @@ def invalidate_model(
     if pks is None:
         rows: Iterable[Any] = model._base_manager.db_manager(using).all().iterator(chunk_size=2000)
     else:
-        rows = _rows(model, _to_pks(model, pks), using)
+        rows = _rows(model, _to_pks(model, pks, using), using)
     count = 0
     batch: list[Any] = []
     for instance in rows:
@@ -459,6 +513,7 @@ def register(
                     )
                 for what, fn in found.items():
                     _check_callable(model, what, fn)
+                _check_patterns(model, alias, found["patterns"])
                 registry.add(Registration(model, alias=alias, previous=previous, **found))
             else:
                 _check_callable(model, "keys", target)
@@ -474,31 +529,54 @@ def register(
         alias=alias,
         previous=previous,
     )
+    _check_patterns(model, alias, patterns)
     return registry.add(registration)
 
 
 # --- Signal receivers ----------------------------------------------------------------------------
 
 
-def _pre_save(sender: Any, instance: Any, raw: bool = False, using: str | None = None, **kw):
+def _pre_save(
+    sender: Any, instance: Any, raw: bool = False, using: str | None = None, **kw: Any
+) -> None:
     regs = [r for r in registry.for_model(sender) if r.previous]
-    if not regs or instance.pk is None or instance._state.adding:
+    # Not ``_state.adding``: Model(pk=existing).save() and loaddata rows are "adding" too, yet
+    # they UPDATE a stored row. A real insert finds nothing.
+    if not regs or instance.pk is None:
         return
     stored = list(sender._base_manager.using(using).filter(pk=instance.pk)[:1])
-    if stored:
+    if not stored:
+        return
+    if raw:
+        # loaddata: the callables may follow relations to rows not loaded yet; name later.
+        instance.__dict__[PREVIOUS] = functools.partial(registry.bundles, stored, regs)
+    else:
         instance.__dict__[PREVIOUS] = registry.bundles(stored, regs)
 
 
-def _post_save(sender: Any, instance: Any, using: str | None = None, **kw: Any) -> None:
+def _merged(bundles: Bundles, more: Bundles | None) -> Bundles:
+    for alias, bundle in (more or {}).items():
+        bundles.setdefault(alias, Bundle()).update(bundle)
+    return bundles
+
+
+def _post_save(
+    sender: Any, instance: Any, raw: bool = False, using: str | None = None, **kw: Any
+) -> None:
     previous = instance.__dict__.pop(PREVIOUS, None)
     regs = registry.for_model(sender)
     if not regs:
         return
-    bundles = registry.bundles([instance], regs)
-    if previous:
-        for alias, bundle in previous.items():
-            bundles.setdefault(alias, Bundle()).update(bundle)
-    schedule(bundles, using)
+    if raw:
+        # loaddata saves rows in fixture order, so related rows may not exist yet (Django:
+        # raw receivers must not query other rows). It runs in atomic(): name and drop once
+        # every row is in, on commit. robust: a failing callable must not fail the others.
+        def on_commit() -> None:
+            apply(_merged(registry.bundles([instance], regs), previous and previous()))
+
+        transaction.on_commit(on_commit, using=using, robust=True)
+        return
+    schedule(_merged(registry.bundles([instance], regs), previous), using)
 
 
 def _post_delete(sender: Any, instance: Any, using: str | None = None, **kw: Any) -> None:

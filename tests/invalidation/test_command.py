@@ -9,7 +9,7 @@ import sys
 import pytest
 from django.core.management import CommandError, call_command
 
-from django_perf.cache.invalidation import register, registry
+from django_perf.cache.invalidation import invalidate_model, register, registry
 from django_perf.management.commands import invalidate_cache
 from testproject.blog.models import Comment
 
@@ -168,6 +168,15 @@ def test_bad_arguments_end_in_a_command_error_saying_what_to_type(cache, args, m
 def test_a_bad_primary_key_is_a_command_error(cache, comments):
     with pytest.raises(CommandError, match=r"'abc' is not a primary key of blog\.Comment"):
         run("--model", "blog.Comment", "--pk", "abc")
+
+
+@pytest.mark.parametrize("pk", ["99999999999999999999999", "-99999999999999999999999"])
+def test_a_primary_key_the_database_cannot_store_is_a_command_error(cache, comments, pk):
+    # Not the driver's OverflowError (SQLite) or DataError (PostgreSQL) from the query.
+    with pytest.raises(CommandError, match=rf"'{pk}' is not a primary key of blog\.Comment.*range"):
+        run("--model", "blog.Comment", "--pk", pk)
+    with pytest.raises(ValueError, match=rf"{pk} is not a primary key of blog\.Comment"):
+        invalidate_model(Comment, [int(pk)])
 
 
 @pytest.mark.redis

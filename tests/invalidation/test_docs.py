@@ -14,7 +14,7 @@ from tests.support.docs import run_examples, runnable_blocks
 from tests.support.env import ROOT
 
 DOC = ROOT / "docs" / "invalidation.rst"
-EXAMPLES = 10
+EXAMPLES = 11
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.db import connections, transaction
 
+from django_perf.cache.invalidation import invalidate_instance, invalidate_model
 from testproject.blog.invalidation import article_key
 from testproject.blog.models import Article, Author
 
@@ -59,6 +60,27 @@ def test_after_a_rollback_nothing_is_invalidated_a_second_time(
             raise RuntimeError("abort")
         assert callbacks == []  # the second pass went with the savepoint
     assert cache.get(key) == "Old"
+
+
+@pytest.mark.django_db
+def test_what_a_rolled_back_transaction_cached_itself_stays_until_invalidated_again(
+    configure_cache,
+):
+    # Django has no rollback hook: docs/invalidation.rst says so, and what to do about it.
+    cache = configure_cache("memory", "database")
+    article = make_article()
+    key = article_key("s")
+    with contextlib.suppress(RuntimeError), transaction.atomic():
+        article.title = "New"
+        article.save()
+        cache.set(key, Article.objects.get(slug="s").title)  # read from the uncommitted row
+        raise RuntimeError("a later check failed")
+    assert Article.objects.get(slug="s").title == "Old"
+    assert cache.get(key) == "New"  # left behind by the transaction itself
+
+    invalidate_instance(article)  # the documented remedy, after the rollback
+    invalidate_model(Article, [article.pk])
+    assert cache.get(key) is None
 
 
 def in_thread(fn: Callable[[], Any]) -> Any:
