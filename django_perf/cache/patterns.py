@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .tiers.memory import glob_to_regex
+from .tiers.memory import glob_class, glob_to_regex
 
 __all__ = ["check_pattern", "escape_glob", "matches_everything", "stored_pattern"]
 
@@ -50,19 +50,20 @@ def check_pattern(pattern: Any) -> str:
             i += 2
             continue
         if char == "[":
-            start = i + 2 if i + 1 < n and pattern[i + 1] == "^" else i + 1
-            end = pattern.find("]", start)
-            if end == -1:
+            # Read as Redis reads it (e.g. "[\\]]" is one class holding "]"), so that every
+            # tier agrees on where the class ends.
+            found = glob_class(pattern, i)
+            if found is None:
                 raise ValueError(
                     f"The pattern {pattern!r} has an unclosed '[' at position {i}; close the "
                     "character class (e.g. '[0-9]') or escape a literal bracket as '\\['."
                 )
-            if end == start:
+            if not found[1]:
                 raise ValueError(
                     f"The pattern {pattern!r} has an empty character class '[]' at position "
                     f"{i}, which matches nothing; list the characters to match (e.g. '[ab]')."
                 )
-            i = end + 1
+            i = found[2] + 1
             continue
         i += 1
     try:

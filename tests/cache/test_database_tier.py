@@ -165,6 +165,15 @@ def test_delete_by_pattern_in_the_table(make_cache):
     assert other.get("user:1") == 1
 
 
+def test_an_escaped_bracket_in_a_class_is_matched_as_redis_matches_it(make_cache):
+    cache = make_cache(DATABASE)
+    cache.set_many({"a]": 1, "a\\]": 2, "a]b": 3})
+    tier: DatabaseTier = cache._store.database
+    for pattern in (":1:a[\\]]", ":1:a[x\\]]b"):  # "[\]]": one class holding "]"
+        assert tier.delete_pattern(pattern, glob_to_regex(pattern)) == 1
+    assert cache.get_many(["a]", "a\\]", "a]b"]) == {"a\\]": 2}
+
+
 def test_the_table_is_indexed_for_expiry():
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, "django_perf_cache_entry")

@@ -172,6 +172,13 @@ def test_clear_and_pattern_invalidation_refuse_reads_that_began_before():
         ("[^ab]x", ["cx"], ["ax"]),
         (r"a\*", ["a*"], ["ab"]),
         ("p.q+r", ["p.q+r"], ["pxq+r", "p.qqr"]),
+        # As in Redis: a backslash in a class escapes the next character, "]" included...
+        (r"a[\]]", ["a]"], ["a\\]", "a\\", "a"]),
+        (r"a[x\]y]b", ["axb", "a]b", "ayb"], ["a\\b"]),
+        (r"[\^a]", ["^", "a"], ["b"]),
+        (r"[\a-c]", ["a", "-", "c"], ["b"]),
+        # ...and a range's end is any character, "]" included.
+        ("[!-]]", ["!", "A", "\\", "]"], ["a", "~"]),
     ],
 )
 def test_glob_patterns_follow_redis(pattern, matches, misses):

@@ -12,6 +12,7 @@ import redis
 from django.core.exceptions import ImproperlyConfigured
 
 from django_perf.cache.tiers import NOT_INTEGER
+from django_perf.cache.tiers.memory import glob_to_regex
 from django_perf.cache.tiers.redis import RedisTier
 from tests.cache.conftest import MEMORY, redis_tier
 from tests.support.servers import free_port, wait_for_port
@@ -114,6 +115,23 @@ def test_delete_by_pattern_scans_and_unlinks(redis_url):
     client = redis.Redis.from_url(redis_url)
     assert client.keys("*") == [b":1:post:1"]
     client.close()
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["g:a[\\]]", "g:a[x\\]y]b", "g:[\\^a]", "g:[\\a-c]", "g:[!-]]", "g:[^\\]]*", "g:a\\[*"],
+)
+def test_globs_match_the_keys_redis_matches(redis_url, pattern):
+    keys = ["g:a]", "g:a\\]", "g:a\\", "g:axb", "g:a]b", "g:ayb", "g:^", "g:a", "g:b", "g:-"]
+    keys += ["g:c", "g:!", "g:A", "g:\\", "g:]", "g:~", "g:a[", "g:a[]"]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.mset(dict.fromkeys(keys, "x"))
+    regex = glob_to_regex(pattern)
+    try:
+        assert {k for k in keys if regex.fullmatch(k)} == set(client.scan_iter(match=pattern))
+    finally:
+        client.delete(*keys)
+        client.close()
 
 
 def test_set_nx_touch_and_incr_on_raw_redis(redis_url):

@@ -23,6 +23,7 @@ from typing import Any
 from django.db import connections, transaction
 
 from . import NOT_INTEGER
+from .memory import glob_class
 
 __all__ = ["DatabaseTier"]
 
@@ -72,13 +73,9 @@ def glob_to_like(pattern: str) -> str:
                 out.append("%")
         elif char == "?":
             out.append("_")
-        elif char == "[":
-            end = pattern.find("]", i + 2 if i + 1 < n and pattern[i + 1] == "^" else i + 1)
-            if end == -1:
-                out.append(like_escape(char))
-            else:
-                out.append("_")
-                i = end
+        elif char == "[" and (found := glob_class(pattern, i)) is not None:
+            out.append("_")  # one character; the regex checks which
+            i = found[2]
         else:
             out.append(like_escape(char))
         i += 1

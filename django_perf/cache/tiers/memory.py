@@ -392,6 +392,42 @@ class MemoryTier:
         self._bytes = 0
 
 
+def glob_class(pattern: str, start: int) -> tuple[bool, list[tuple[str, str]], int] | None:
+    """Read the glob class opening at ``pattern[start] == "["`` the way Redis does.
+
+    Returns whether it is negated (``[^...]``), its members as ``(first, last)``
+    ranges (a single character ``c`` is ``(c, c)``; ranges keep their written
+    order) and the index of its closing ``]``; None if it is never closed. As in
+    Redis, a backslash makes the next character a plain member (so ``[\\]]`` is
+    a class of one ``]``), ``a-z`` is a range whose end may be any character,
+    and a ``]`` right after ``[`` or ``[^`` closes an empty class.
+    """
+    i, n = start + 1, len(pattern)
+    negate = i < n and pattern[i] == "^"
+    i += negate
+    members: list[tuple[str, str]] = []
+    while i < n:
+        char = pattern[i]
+        if char == "\\" and i + 1 < n:
+            members.append((pattern[i + 1], pattern[i + 1]))
+            i += 2
+        elif char == "]":
+            return negate, members, i
+        elif i + 2 < n and pattern[i + 1] == "-":
+            members.append((char, pattern[i + 2]))
+            i += 3
+        else:
+            members.append((char, char))
+            i += 1
+    return None
+
+
+def _class_member(first: str, last: str) -> str:
+    # Escaped, so that "]", "\\", "^" and "-" are members, not regex syntax. A reversed
+    # range stays reversed: re rejects it, and check_pattern() reports it to the user.
+    return re.escape(first) if first == last else f"{re.escape(first)}-{re.escape(last)}"
+
+
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
     """Compile a Redis-style glob (``*``, ``?``, ``[...]``, backslash escapes) to a regex."""
     out = []
@@ -405,17 +441,13 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
         elif char == "\\" and i + 1 < n:
             i += 1
             out.append(re.escape(pattern[i]))
-        elif char == "[":
-            end = pattern.find("]", i + 2 if i + 1 < n and pattern[i + 1] == "^" else i + 1)
-            if end == -1:
-                out.append(re.escape(char))
-            else:
-                body = pattern[i + 1 : end]
-                negate = body.startswith("^")
-                body = body[1:] if negate else body
-                body = body.replace("\\", "\\\\").replace("]", "\\]")
+        elif char == "[" and (found := glob_class(pattern, i)) is not None:
+            negate, members, i = found
+            body = "".join(_class_member(first, last) for first, last in members)
+            if body:
                 out.append(f"[{'^' if negate else ''}{body}]")
-                i = end
+            else:  # "[]" matches nothing, "[^]" any one character (as in Redis)
+                out.append("." if negate else "(?!)")
         else:
             out.append(re.escape(char))
         i += 1
