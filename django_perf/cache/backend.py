@@ -224,7 +224,7 @@ class TieredCache(BaseCache):
     def _decode(self, tier: Any, key: str, row: Any, want_expiry: bool) -> Found | None:
         if tier.kind == "database":
             data, expires_at = row
-            if isinstance(data, int):
+            if type(data) is int:  # anything else (a REAL) is rejected by decode()
                 return Decoded(data, data, None, expires_at, integer=True), data
         else:
             data, expires_at = row, MISSING
@@ -270,15 +270,15 @@ class TieredCache(BaseCache):
             count(counters.miss_event, len(keys) - len(found))
         return found
 
-    def _data_for(
-        self, tier: Any, encoded: Encoded, expires_at: float | None, stamped: float | None
-    ) -> Any:
-        """What ``tier`` stores for ``encoded``; Redis payloads carry ``expires_at`` in them."""
-        if encoded.integer is not None:
-            return encoded.integer
-        if tier.kind == "redis" and expires_at != stamped:
-            return stamp(encoded.payload, expires_at)
-        return encoded.payload  # the table keeps the expiry in a column
+    @staticmethod
+    def _data_for(encoded: Encoded) -> Any:
+        """What a shared tier stores for ``encoded``.
+
+        A payload carries the expiry the value was set with, never a tier's capped one:
+        Redis applies its MAX_TIMEOUT with PX, and a value read back from there (to be
+        promoted, or incremented) keeps its whole lifetime in the other tiers.
+        """
+        return encoded.payload if encoded.integer is None else encoded.integer
 
     def _put(
         self,
@@ -294,7 +294,12 @@ class TieredCache(BaseCache):
         if tier.kind == "redis":
             ttl = None if expires_at is None else expires_at - now
             if ttl is not None and ttl <= 0:
-                return False
+                if nx:
+                    return False
+                # Already expired (e.g. a slow lower tier used up the lifetime): the value
+                # written is gone at once, so the one it replaces must not stay behind.
+                tier.delete_many([key])
+                return True
             return tier.set(key, data, ttl, nx=nx)
         if nx:
             return tier.add(key, data, expires_at)
@@ -321,7 +326,9 @@ class TieredCache(BaseCache):
                 tier.promote(key, Encoded(decoded.obj, decoded.raw), expires_at, token)
                 continue
             capped = self._cap(tier.kind, expires_at, now)
-            payload = data if isinstance(data, int) or tier.kind != "redis" else stamp(data, capped)
+            payload = (
+                data if isinstance(data, int) or tier.kind != "redis" else stamp(data, expires_at)
+            )
             if (
                 self._call(tier, "promote", self._put, tier, key, payload, capped, now, nx=True)
                 is True
@@ -348,7 +355,11 @@ class TieredCache(BaseCache):
                     ttl = None if capped is None else capped - now
                     if ttl is None or ttl > 0:
                         items.append(
-                            (key, data if isinstance(data, int) else stamp(data, capped), ttl)
+                            (
+                                key,
+                                data if isinstance(data, int) else stamp(data, decoded.expires_at),
+                                ttl,
+                            )
                         )
                 if items:
                     results = self._call(tier, "promote", tier.promote_many, items)
@@ -393,11 +404,11 @@ class TieredCache(BaseCache):
                 value = memory.get(key, MISSING)
                 if value is not MISSING:
                     expires_at = memory.expires_at(key) if above else None
-                    encoded = store.codec.encode(key, value) if above else None
+                    encoded = store.codec.encode(key, value, expires_at) if above else None
                     for upper in reversed(above):
                         now = time.time()
                         capped = self._cap(upper.kind, expires_at, now)
-                        data = self._data_for(upper, encoded, capped, None)
+                        data = self._data_for(encoded)
                         self._call(
                             upper, "promote", self._put, upper, key, data, capped, now, nx=True
                         )
@@ -425,28 +436,34 @@ class TieredCache(BaseCache):
             result = front.get_many(keys, MISSING)
             keys = [key for key in keys if key not in result]
         if keys and self._rest:
-            self._ensure_channel()
-            store = self._store
-            memory = store.memory
-            token = memory.read_token() if memory is not None else 0
-            above: list[Any] = [front] if front is not None else []
-            for tier in self._rest:
-                if not keys:
-                    break
-                if tier is memory:
-                    hits = memory.get_many(keys, MISSING)
-                    result.update(hits)
-                    keys = [key for key in keys if key not in hits]
-                    above.append(tier)
-                    continue
-                found = self._read_many(tier, keys)
-                if found:
-                    if above:
-                        self._promote_many(found, above, token)
-                    for key, (decoded, _) in found.items():
-                        result[key] = decoded.value
-                    keys = [key for key in keys if key not in found]
+            result.update(self._get_many_lower(keys))
+        return result
+
+    def _get_many_lower(self, keys: list[str]) -> dict[str, Any]:
+        """Read ``keys`` (already missed by the front tier) from the tiers after it."""
+        result: dict[str, Any] = {}
+        self._ensure_channel()
+        store = self._store
+        memory = store.memory
+        token = memory.read_token() if memory is not None else 0
+        above: list[Any] = [self._front] if self._front is not None else []
+        for tier in self._rest:
+            if not keys:
+                break
+            if tier is memory:
+                hits = memory.get_many(keys, MISSING)
+                result.update(hits)
+                keys = [key for key in keys if key not in hits]
                 above.append(tier)
+                continue
+            found = self._read_many(tier, keys)
+            if found:
+                if above:
+                    self._promote_many(found, above, token)
+                for key, (decoded, _) in found.items():
+                    result[key] = decoded.value
+                keys = [key for key in keys if key not in found]
+            above.append(tier)
         return result
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
@@ -485,7 +502,7 @@ class TieredCache(BaseCache):
         for tier in reversed(self._store.shared):
             now = time.time()
             capped = self._cap(tier.kind, expires_at, now)
-            data = self._data_for(tier, encoded, capped, expires_at)
+            data = self._data_for(encoded)
             self._call(tier, "set", self._put, tier, key, data, capped, now, keys=[key])
         self._announce([key])
         self._maybe_cull()
@@ -522,10 +539,7 @@ class TieredCache(BaseCache):
                 now = time.time()
                 capped = self._cap(tier.kind, expires_at, now)
                 lifetime = capped - now if tier.kind == "redis" and capped is not None else capped
-                items = [
-                    (key, self._data_for(tier, item, capped, expires_at), lifetime)
-                    for key, item in encoded.items()
-                ]
+                items = [(key, self._data_for(item), lifetime) for key, item in encoded.items()]
                 self._call(tier, "set_many", tier.set_many, items, keys=keys)
             self._announce(keys)
             self._maybe_cull()
@@ -570,8 +584,10 @@ class TieredCache(BaseCache):
         for index, tier in enumerate(shared):
             now = time.time()
             capped = self._cap(tier.kind, expires_at, now)
-            data = self._data_for(tier, encoded, capped, expires_at)
-            added = self._call(tier, "add", self._put, tier, key, data, capped, now, nx=True)
+            data = self._data_for(encoded)
+            added = self._call(
+                tier, "add", self._put, tier, key, data, capped, now, nx=True, keys=[key]
+            )
             if added is FAILED:
                 continue
             if not added:
@@ -579,7 +595,7 @@ class TieredCache(BaseCache):
             for lower in shared[index + 1 :]:
                 now = time.time()
                 capped = self._cap(lower.kind, expires_at, now)
-                data = self._data_for(lower, encoded, capped, expires_at)
+                data = self._data_for(encoded)
                 confirmed = self._call(
                     lower, "add", self._put, lower, key, data, capped, now, nx=True, keys=[key]
                 )
@@ -603,7 +619,11 @@ class TieredCache(BaseCache):
         for tier in reversed(tiers):
             now = time.time()
             capped = self._cap(tier.kind, decoded.expires_at, now)
-            payload = data if isinstance(data, int) or tier.kind != "redis" else stamp(data, capped)
+            payload = (
+                data
+                if isinstance(data, int) or tier.kind != "redis"
+                else stamp(data, decoded.expires_at)
+            )
             self._call(tier, "set", self._put, tier, key, payload, capped, now, keys=[key])
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
@@ -627,7 +647,7 @@ class TieredCache(BaseCache):
                 capped = self._cap(tier.kind, expires_at, now)
                 if tier.kind == "redis":
                     ttl = None if capped is None else capped - now
-                    header = EXPIRY.pack(capped or 0.0)
+                    header = EXPIRY.pack(expires_at or 0.0)  # the whole lifetime, as in set()
                     result = self._call(tier, "touch", tier.touch, key, ttl, header, keys=[key])
                 else:
                     result = self._call(tier, "touch", tier.touch, key, capped, keys=[key])
@@ -669,6 +689,10 @@ class TieredCache(BaseCache):
     def _incr_shared(self, key: str, delta: int) -> Any:
         """INCRBY (or UPDATE ... + delta) on the first shared tier that answers."""
         shared = self._store.shared
+        if type(delta) is not int:
+            # INCRBY and the integer column take whole numbers only (SQLite would store a
+            # REAL): add anything else (1.5, a bool, ...) in Python, as LocMemCache does.
+            return self._incr_slow(key, delta, shared)
         for index, tier in enumerate(shared):
             result = self._call(tier, "incr", tier.incr, key, delta, keys=[key])
             if result is FAILED:
@@ -687,7 +711,7 @@ class TieredCache(BaseCache):
                 return self._incr_slow(key, delta, shared[index:])
             for other in reversed(lower):
                 # Apply the same delta below (commutes with concurrent increments)...
-                done = self._call(other, "incr", other.incr, key, delta)
+                done = self._call(other, "incr", other.incr, key, delta, keys=[key])
                 if done is NOT_INTEGER:
                     # ...or drop a value there that cannot take it.
                     self._call(other, "delete", other.delete_many, [key], keys=[key])
@@ -777,17 +801,6 @@ class TieredCache(BaseCache):
         if rest and self._rest:
             found.update(await self._hop(self._get_many_lower)(rest))
         return {made[key]: value for key, value in found.items()}
-
-    def _get_many_lower(self, keys: list[str]) -> dict[str, Any]:
-        front, self_front = self._front, None
-        # Reuse _get_many without asking L1 again (it was just asked in the event loop).
-        try:
-            self._front = self_front
-            rest = self._rest
-            self._rest = [t for t in self._store.tiers if t is not front]
-            return self._get_many(keys)
-        finally:
-            self._front, self._rest = front, rest
 
     async def ahas_key(self, key: Any, version: int | None = None) -> bool:
         return await self.aget(key, MISSING, version=version) is not MISSING

@@ -26,6 +26,7 @@ import hmac
 import math
 import pickle
 import struct
+import sys
 import weakref
 import zlib
 from collections.abc import Callable
@@ -333,8 +334,7 @@ class Encoded:
         """Approximate bytes L1 spends on the value."""
         if self.raw is not None:
             return len(self.raw)
-        obj = self.obj
-        return len(obj) if isinstance(obj, str | bytes) else 32
+        return sys.getsizeof(self.obj)  # immutable values are flat scalars (str, int, ...)
 
 
 @dataclass(slots=True)
@@ -424,6 +424,9 @@ class Codec:
 
     def decode(self, key: str, data: bytes) -> Decoded:
         """Verify and deserialize what a shared tier stored under ``key``; raise ``Rejected``."""
+        if not isinstance(data, bytes):
+            # e.g. a REAL in the table's integer column: a malformed entry is a miss.
+            raise Rejected(f"a {type(data).__name__} where bytes or an integer belong")
         if not data:
             raise Rejected("empty value")
         if data[0] != FORMAT:

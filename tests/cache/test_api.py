@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import decimal
 import time
@@ -9,8 +10,10 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
 
 from django_perf.cache import TieredCache
+from django_perf.cache.models import CacheEntry
 from tests.cache.conftest import DATABASE, MEMORY, redis_tier
 
 LAYOUTS = [
@@ -125,6 +128,17 @@ def test_incr_and_decr(cache):
     cache.set("none", None)
     with pytest.raises(TypeError):
         cache.incr("none")
+
+
+def test_incr_by_a_non_integer_delta_adds_it_as_locmem_does(cache):
+    cache.set("n", 1)
+    assert cache.incr("n", 1.5) == 2.5
+    if cache._store.shared and cache._store.memory is not None:
+        cache._store.memory.flush()  # read the shared tiers again (another process would)
+    assert cache.get("n") == 2.5
+    assert cache.incr("n", 1) == 3.5
+    assert cache.incr("n", True) == 4.5
+    assert cache.get("n") == 4.5
 
 
 def test_incr_keeps_the_expiry(cache):
@@ -294,3 +308,88 @@ def test_tiers_in_any_order(request, make_cache, coherent, order):
     assert cache.incr("n", 2) == 3
     assert cache.delete("k") is True
     assert cache.get_many(["k", "n"]) == {"n": 3}
+
+
+@pytest.mark.redis
+def test_concurrent_async_get_many_leave_the_l1_fast_path_in_place(
+    make_cache, redis_url, coherent, monkeypatch
+):
+    cache = coherent(make_cache(MEMORY, redis_tier(redis_url)))
+    memory = cache._store.memory
+    cache.set("cold", "c")
+    memory.flush()  # "cold" is in Redis only now
+    cache.set("hot", "v")
+
+    async def scenario() -> Any:
+        found = await cache.aget_many(["cold"])
+        promoted = memory.contains(cache.make_key("cold"))
+        for _ in range(20):  # worker threads reading the lower tiers at the same time
+            await asyncio.gather(*(cache.aget_many([f"miss{i}", f"m{i}"]) for i in range(32)))
+        return found, promoted
+
+    assert asyncio.run(scenario()) == ({"cold": "c"}, True)  # what was found below is in L1
+    monkeypatch.setattr(
+        "django_perf.cache.backend.sync_to_async",
+        lambda *a, **k: pytest.fail("a thread hop was taken for an L1 hit"),
+    )
+    assert asyncio.run(cache.aget("hot")) == "v"  # still served from L1, in the event loop
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_set_whose_lifetime_ends_on_the_way_leaves_no_old_value(
+    make_cache, redis_url, coherent, monkeypatch
+):
+    cache = coherent(make_cache(MEMORY, redis_tier(redis_url), DATABASE))
+    cache.set("k", "old", 3600)
+    database = cache._store.database
+    real_set = database.set
+
+    def slow_set(*args: Any, **kwargs: Any) -> None:  # e.g. waiting on a row lock
+        time.sleep(0.4)
+        real_set(*args, **kwargs)
+
+    monkeypatch.setattr(database, "set", slow_set)
+    cache.set("k", "new", 0.3)  # expired by the time Redis is written
+    assert cache.get("k") is None
+    assert cache._store.redis.get(cache.make_key("k")) is None
+
+
+@pytest.mark.redis
+def test_a_set_with_a_lifetime_below_a_millisecond_drops_the_old_value(
+    make_cache, redis_url, coherent
+):
+    cache = coherent(make_cache(MEMORY, redis_tier(redis_url)))
+    cache.set("k", "old", 3600)
+    cache.set("k", "new", 1e-7)
+    assert cache.get("k") is None
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_incr_of_a_float_or_a_big_int_keeps_its_whole_lifetime(make_cache, redis_url, coherent):
+    cache = coherent(make_cache(MEMORY, redis_tier(redis_url, MAX_TIMEOUT=1), DATABASE))
+    database = cache._store.database
+    cache.set("f", 1.5, 3600)
+    cache.set("big", 2**70, 3600)
+    assert (cache.incr("f"), cache.incr("big")) == (2.5, 2**70 + 1)
+    for key in ("f", "big"):  # the table keeps the timeout, not Redis's one second
+        assert database.get(cache.make_key(key))[1] > time.time() + 3000
+    cache.touch("f", 7200)
+    assert cache.incr("f") == 3.5
+    assert database.get(cache.make_key("f"))[1] > time.time() + 7000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_in_the_integer_column_is_a_miss(make_cache):
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite keeps a REAL in an integer column")
+    cache = make_cache(MEMORY, DATABASE)
+    cache.set("n", 1)
+    table = connection.ops.quote_name(CacheEntry._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET number = 2.5")
+    cache._store.memory.flush()
+    assert cache.get("n") is None  # rejected (and deleted), never a TypeError
+    assert cache.stats()["database"]["rejected"] == 1
+    assert not CacheEntry.objects.exists()

@@ -106,6 +106,12 @@ def test_corrupted_payloads_are_rejected(damage):
         c.decode("k", damage(payload))
 
 
+@pytest.mark.parametrize("stored", [2.5, None, "text", memoryview(b"12")], ids=repr)
+def test_what_is_not_bytes_is_rejected_never_raised(stored):
+    with pytest.raises(Rejected, match="where bytes or an integer belong"):
+        codec().decode(":1:k", stored)
+
+
 def test_the_expiry_field_can_be_rewritten_without_breaking_the_signature():
     c = codec()
     payload = c.encode("k", [1]).payload

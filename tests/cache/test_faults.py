@@ -171,6 +171,44 @@ def test_writes_missed_while_redis_failed_are_deleted_there_before_it_serves_aga
     assert cache.stats()["redis"]["breaker"] == "closed"
 
 
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_an_add_decided_while_redis_failed_is_replayed_there(make_cache, redis_url, redis_admin):
+    # The table keeps values 1 s, Redis for their whole timeout.
+    table = {"KIND": "database", "MAX_TIMEOUT": 1}
+    cache = make_cache(redis_tier(redis_url, CHANNEL=None), table, **FAST_BREAKER)
+    cache.set("k", "v0", 3600)
+    time.sleep(1.1)  # the table's copy expired; Redis still holds v0
+    redis_admin.execute_command("ACL", "SETUSER", "default", "off")
+    redis_admin.execute_command("CLIENT", "KILL", "USER", "default")
+    assert cache.add("k", "v1", 3600) is True  # decided by the table
+    redis_admin.execute_command("ACL", "SETUSER", "default", "on")
+    time.sleep(0.35)  # past the longest cooldown
+    assert cache.get("k") == "v1"  # not the v0 Redis kept
+
+
+def rename_table(old: str, new: str) -> None:
+    with connection.cursor() as cursor:
+        q = connection.ops.quote_name
+        cursor.execute(f"ALTER TABLE {q(old)} RENAME TO {q(new)}")
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_an_incr_missed_by_the_table_is_replayed_there(make_cache, redis_url):
+    # Redis keeps values 1 s, the table for their whole timeout.
+    cache = make_cache(redis_tier(redis_url, MAX_TIMEOUT=1), DATABASE, **FAST_BREAKER)
+    cache.set("n", 1, 3600)
+    table = CacheEntry._meta.db_table
+    rename_table(table, "moved_away")  # the table fails (its rows are kept)...
+    try:
+        assert cache.incr("n") == 2  # Redis has 2, the table still 1
+    finally:
+        rename_table("moved_away", table)  # ...and comes back
+    time.sleep(1.1)  # Redis's copy expired; past the longest cooldown
+    assert cache.get("n") in (2, None)  # never the 1 the table missed the change to
+
+
 @pytest.mark.django_db
 def test_strict_mode_reraises_from_the_option_or_the_django_perf_setting(make_cache):
     dead = redis_tier(f"redis://127.0.0.1:{free_port()}/0", CHANNEL=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 import time
 
 import pytest
@@ -111,6 +112,19 @@ def test_hits_and_misses_are_counted_and_tallied():
     assert (l1.hits, l1.misses) == (2, 3)
 
 
+def test_max_bytes_counts_immutable_values_by_their_real_size():
+    l1 = memory(max_bytes=1_000_000)
+    big = 1 << (8 * 400_000)  # an int of 400 kB
+    emoji = "\U0001f600" * 100_000  # 100k characters taking 400 kB
+    for i in range(5):
+        l1.set(f"i{i}", obj(big + i), None)
+        l1.set(f"s{i}", obj(emoji + str(i)), None)
+    held = sum(sys.getsizeof(entry[1]) for entry in l1._data.values())
+    assert held <= 1_000_000
+    assert l1.bytes >= held
+    assert len(l1) == 2  # the two most recent, about 400 kB each
+
+
 def test_an_incoherent_l1_is_neither_read_nor_filled():
     l1 = memory()
     l1.set("k", obj(1), None)
@@ -139,6 +153,18 @@ def test_a_promotion_is_refused_while_a_local_write_is_in_flight():
     l1.end_write("k", write, obj("new"), None)
     assert l1.get("k", MISSING) == "new"
     assert l1.promote("k", obj("old"), None, token) is False
+
+
+@pytest.mark.parametrize("new", [obj("new"), None], ids=["set", "delete"])
+def test_a_read_begun_during_a_local_write_cannot_promote_the_old_value(new):
+    l1 = memory()
+    l1.set("k", obj("old"), None)
+    write = l1.begin_write("k")
+    token = l1.read_token()  # a read starting now may still find the old value below
+    l1.end_write("k", write, new, None)
+    assert l1.promote("k", obj("old"), None, token) is False
+    assert l1.get("k", MISSING) == ("new" if new is not None else MISSING)
+    assert l1.promote("k", obj("newer"), None, l1.read_token()) is True  # a read begun after
 
 
 def test_overlapping_writes_leave_the_key_out_of_l1():

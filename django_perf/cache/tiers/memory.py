@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -38,6 +39,7 @@ MARKS_LIMIT = 10_000  # recent per-key marks kept before falling back to a globa
 
 HIT, MISS = "cache.memory.hit", "cache.memory.miss"
 _now = time.time
+_sizeof = sys.getsizeof
 
 
 class MemoryTier:
@@ -232,13 +234,18 @@ class MemoryTier:
                 self._inflight[key] = left
             else:
                 self._inflight.pop(key, None)
-            if (
+            fresh = (
                 encoded is not None
                 and left <= 0
                 and self.coherent
                 and token >= self._floor
                 and self._marks.get(key) == token
-            ):
+            )
+            # Mark the key again: a read that began during the write may have found the
+            # old value below, and its promote() must see that the key changed after it.
+            self._seq = self._next()
+            self._mark(key)
+            if fresh:
                 self._store(key, encoded, expires_at)
                 return False
             if keep:
@@ -333,11 +340,9 @@ class MemoryTier:
     def _store(self, key: str, encoded: Encoded, expires_at: float | None) -> bool:
         data = self._data
         raw = encoded.raw
-        if raw is not None:
-            size = len(raw)
-        else:
-            obj = encoded.obj
-            size = len(obj) if isinstance(obj, str | bytes) else 32
+        # Immutable values are kept as objects: count what they really take (a big int
+        # or a non-ASCII str is far larger than its len()); they are all flat scalars.
+        size = len(raw) if raw is not None else _sizeof(encoded.obj)
         size += len(key) + ENTRY_OVERHEAD
         old = data.pop(key, None)
         if old is not None:
