@@ -121,6 +121,11 @@ def plan_query(queryset: QuerySet, fields: list[str] | tuple[str, ...] | None) -
         names = tuple(fields)
     else:
         names = tuple(getattr(queryset, "_fields", None) or ())
+        if names:
+            # values("kind").annotate(n=Count("id")): the annotation is selected but not in
+            # _fields, and values(*_fields) alone would mask it out (keeping the GROUP BY).
+            selected = queryset.query.annotation_select
+            names += tuple(name for name in selected if name not in names)
     values = queryset.values(*names)  # raises FieldError for an unknown name, before any SQL
     alias = values.db
     compiler = values.query.get_compiler(alias)

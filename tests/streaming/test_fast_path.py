@@ -1,6 +1,7 @@
 """The PostgreSQL fast path: when it applies, and that it writes exactly what Python writes."""
 
 import datetime as dt
+import json
 import random
 import struct
 import uuid
@@ -8,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.db.models import F, Value
+from django.db.models import Count, F, Value
 from django.db.models.functions import Upper
 from django.test import RequestFactory, override_settings
 
@@ -92,6 +93,24 @@ def test_an_impossible_filter_streams_an_empty_document():
     assert copy_sql(plan_query(queryset, ["id", "kind"]), "json") is None
     assert stream(queryset, fields=["id", "kind"])[1] == b"[]"
     assert stream(queryset, "csv", fields=["id", "kind"])[1] == b"id,kind\n"
+
+
+@pytest.mark.parametrize("format", ["json", "csv"])
+def test_a_grouped_values_queryset_streams_its_aggregates_on_both_paths(format):
+    """values("kind").annotate(n=Count(...)): the aggregate is a column of every row."""
+    for i, kind in enumerate(["view", "view", "click"]):
+        Event.objects.create(
+            uuid=uuid.UUID(int=i), kind=kind, occurred_at=dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
+            day=dt.date(2024, 1, 2), local_time=dt.time(1, 2), duration=dt.timedelta(seconds=1),
+            score=1.5, amount=Decimal("1.23"), count=1, total=2, payload={}, note="n",
+        )  # fmt: skip
+    grouped = Event.objects.values("kind").annotate(n=Count("id")).order_by("kind")
+    _, body = stream(grouped, format)
+    if format == "json":
+        assert json.loads(body) == list(grouped) == [{"kind": "click", "n": 1},
+                                                      {"kind": "view", "n": 2}]  # fmt: skip
+    else:
+        assert body == b"kind,n\nclick,1\nview,2\n"
 
 
 def random_text(rng: random.Random) -> str:
