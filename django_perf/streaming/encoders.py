@@ -114,6 +114,9 @@ class StdlibBackend(JSONBackend):
         return "".join([self._encode(row) + "\n" for row in rows]).encode()
 
 
+ORJSON_INT_MIN, ORJSON_INT_MAX = -(2**63), 2**64 - 1  # the integers orjson writes
+
+
 class OrjsonBackend(JSONBackend):
     """orjson with DjangoJSONEncoder's formats for the types it would spell differently."""
 
@@ -167,12 +170,17 @@ class OrjsonBackend(JSONBackend):
 
     def deep_float_converter(self) -> Convert:
         convert_float = self.float_converter()
+        fragment = self._fragment
 
         def convert(value: Any) -> Any:
             if isinstance(value, dict):
                 return {key: convert(item) for key, item in value.items()}
             if isinstance(value, list | tuple):
                 return [convert(item) for item in value]
+            if type(value) is int and not ORJSON_INT_MIN <= value <= ORJSON_INT_MAX:
+                # orjson refuses it, and the stdlib fallback cannot read the fragments made
+                # for the row's floats: write its digits here (JSON numbers have no limit).
+                return fragment(str(value).encode())
             return convert_float(value)
 
         return convert

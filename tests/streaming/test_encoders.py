@@ -112,6 +112,16 @@ def test_orjson_hands_integers_beyond_64_bits_to_json():
     assert OrjsonBackend().lines([{"big": -(2**80)}]) == b'{"big":-1208925819614629174706176}\n'
 
 
+def test_a_json_column_with_a_huge_integer_and_a_float_encodes_with_orjson_too():
+    """The floats are orjson fragments by the time it meets the integer: no fallback needed."""
+    columns = [Column("f", "float", None, None, True), Column("j", "json", None, None, True)]
+    rows = [(0.5, {"big": 2**64, "f": 0.1, "n": [-(2**70), 1e-05]})]
+    row = b'{"f":0.5,"j":{"big":18446744073709551616,"f":0.1,"n":[-1180591620717411303424,1e-05]}}'
+    for format, expected in (("json", row), ("ndjson", row + b"\n")):
+        for backend in BACKENDS:
+            assert row_encoder(format, columns, backend)(rows) == expected, backend.name
+
+
 def test_objects_no_encoder_knows_are_refused_with_their_type():
     for backend in BACKENDS:
         with pytest.raises(TypeError, match="object"):
