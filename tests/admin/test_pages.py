@@ -124,6 +124,11 @@ def test_bad_parameters_are_refused_with_the_reason(client_for):
     response = client.get(DATA + "?window=1y")
     assert response.status_code == 400
     assert response.json() == {"error": "unknown window '1y'; use one of 5m, 1h, 24h, 7d"}
+    # A route no store can hold (PostgreSQL text refuses NUL): a 400, not a DataError's 500.
+    for url in (ROUTE + "?route=%2Fa%00", DATA + "?route=%2Fa%00"):
+        response = client.get(url)
+        assert response.status_code == 400
+        assert b"holds a NUL character" in response.content
 
 
 def test_gaps_in_traffic_are_gaps_in_the_charts(client_for):

@@ -161,3 +161,8 @@ def test_sampled_counts_are_scaled_to_the_traffic_they_stand_for(recorder):
     assert report["database"]["default"] == {"queries": 400, "time_ms": 40.0, "avg_query_ms": 0.1}
     [route] = report["routes"]
     assert route["count"] == 100
+
+
+def test_a_route_with_a_nul_character_is_a_command_error():
+    with pytest.raises(CommandError, match="holds a NUL character"):
+        run("--route", "/a\x00")
