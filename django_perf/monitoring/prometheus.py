@@ -92,7 +92,7 @@ class StoreCollector:
         cache_events: dict[tuple[str, str], float] = {}
         for row in self.store.read_totals():
             key, series = row.key, row.series
-            scale = series.weight / series.requests if series.requests else 0.0
+            scale = stats.requests_per_recorded(row)
             values = [key.route, key.method, key.status]
             requests.add_metric(values, series.weight)
             buckets = [

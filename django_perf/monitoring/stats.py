@@ -36,6 +36,7 @@ __all__ = [
     "query_count_distribution",
     "read",
     "report",
+    "requests_per_recorded",
     "route_stats",
     "slow_requests",
     "status_codes",
@@ -282,7 +283,7 @@ def memory_series(
 LATENCY_BINS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 
-def _scale(row: Row) -> float:
+def requests_per_recorded(row: Row) -> float:
     """How many requests one recorded request of ``row`` stands for (1 / sample rate)."""
     series = row.series
     return series.weight / series.requests if series.requests else 0.0
@@ -295,7 +296,7 @@ def latency_histogram(
     bounds = sorted(bounds_ms)
     totals = [0.0] * (len(bounds) + 1)
     for row in rows:
-        scale = _scale(row)
+        scale = requests_per_recorded(row)
         below = 0
         cumulative = Histogram(row.series.buckets).cumulative([b * 1000 for b in bounds])
         for i, (_, seen) in enumerate(cumulative):
@@ -319,7 +320,7 @@ def query_count_distribution(rows: Iterable[Row]) -> list[dict[str, Any]]:
     bounds = QUERY_COUNT_BOUNDS
     totals = [0.0] * (len(bounds) + 2)  # 0 queries, each bound, more
     for row in rows:
-        scale = _scale(row)
+        scale = requests_per_recorded(row)
         counted = 0.0
         for name, value in row.series.extra.items():
             if name.startswith("qcount."):
@@ -342,7 +343,7 @@ def status_codes(rows: Iterable[Row]) -> dict[str, int]:
     """Requests per exact status code (``"200"``, ``"404"``, ...), most frequent first."""
     codes: dict[str, float] = {}
     for row in rows:
-        scale = _scale(row)
+        scale = requests_per_recorded(row)
         others = 0.0
         for name, value in row.series.extra.items():
             if name.startswith("status."):
@@ -426,7 +427,7 @@ def cache_stats(rows: Iterable[Row]) -> dict[str, dict[str, Any]]:
     """
     tiers: dict[str, dict[str, float]] = {}
     for row in rows:
-        scale = _scale(row)
+        scale = requests_per_recorded(row)
         for name, value in row.series.extra.items():
             parts = name.split(".")
             if parts[0] == "cache" and len(parts) == 3 and parts[2] in ("hit", "miss", "error"):
@@ -448,7 +449,7 @@ def database_stats(rows: Iterable[Row]) -> dict[str, dict[str, Any]]:
     """Queries and database time per alias, over the requests in ``rows`` (scaled as above)."""
     aliases: dict[str, list[float]] = {}
     for row in rows:
-        scale = _scale(row)
+        scale = requests_per_recorded(row)
         for name, value in row.series.extra.items():
             kind, _, alias = name.partition(".")
             if kind in ("queries", "query_us") and alias:
