@@ -422,9 +422,9 @@ def _mapping_column(target: Target, rows: list, model_field: models.Field) -> li
     """The column of dict rows, by attname or name (``"pk"`` too for the primary key)."""
     name, attname = model_field.name, model_field.attname
     values = [row.get(attname, MISSING) for row in rows]
-    aliases = [alias for alias in (name, "pk") if alias != attname]
-    if not model_field.primary_key:
-        aliases = aliases[:1] if name != attname else []
+    aliases = [name] if name != attname else []
+    if model_field.primary_key:
+        aliases.append("pk")  # (no field may be named "pk": it never is the attname)
     for alias in aliases:
         for i, row in enumerate(rows):
             if alias in row:
