@@ -262,6 +262,12 @@ def csv_cell(value: Any) -> Any:
         return str(value)
     if isinstance(value, dict | list | tuple):
         return json_backend("json").dumps(value).decode()
+    if isinstance(value, bytes | bytearray | memoryview):
+        # str() would write the repr (b'...'), text no reader can turn back into the bytes.
+        raise TypeError(
+            f"A CSV cell cannot hold {type(value).__name__} (JSON refuses it too); "
+            "decode it, or encode it as text (base64, hex) before streaming."
+        )
     return str(value)
 
 

@@ -255,6 +255,8 @@ def test_csv_rows_need_a_header_unless_they_are_dicts():
         b"".join(stream_csv([(1, 2)], request=WSGI))
     with pytest.raises(ValueError, match="row has 1 values but the header has 2"):
         b"".join(stream_csv([(1,)], header=["a", "b"], request=WSGI))
+    with pytest.raises(TypeError, match="cannot hold bytes"):
+        b"".join(stream_csv([{"a": b"raw"}], request=WSGI))
 
 
 def test_a_closed_threaded_body_ends_and_can_be_closed_again():

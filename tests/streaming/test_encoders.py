@@ -197,6 +197,12 @@ def test_csv_cells_hold_the_json_text_of_each_value(value, cell):
     assert csv_cell(value) == cell
 
 
+@pytest.mark.parametrize("value", [b"\x00ab", bytearray(b"ab"), memoryview(b"ab")])
+def test_csv_cells_refuse_bytes_as_json_does(value):
+    with pytest.raises(TypeError, match=f"cannot hold {type(value).__name__}.*base64"):
+        csv_cell(value)
+
+
 # --- framing and options ----------------------------------------------------------------------
 
 
