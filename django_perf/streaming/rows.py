@@ -26,7 +26,7 @@ from django.db import connections, transaction
 from django.db.models.sql.constants import MULTI
 
 from .formats import ChunkEncoder
-from .query import QueryPlan
+from .query import Column, QueryPlan
 
 __all__ = ["python_chunks"]
 
@@ -41,6 +41,9 @@ def _text_timestamp_columns(plan: QueryPlan, connection: Any) -> list[int]:
     # The loader applies to every timestamptz of the query: only when all of them are plain.
     if any(c.kind in ("datetime", "other") and not c.plain for c in plan.columns):
         return []
+    # It reaches timestamptz inside arrays too (ArrayField(DateTimeField)): not respelled.
+    if any(c.kind == "other" and _holds_timestamps(c, connection) for c in plan.columns):
+        return []
     indexes = [i for i, column in enumerate(plan.columns) if column.kind == "datetime"]
     if not indexes:
         return []
@@ -50,6 +53,13 @@ def _text_timestamp_columns(plan: QueryPlan, connection: Any) -> list[int]:
     if not (info.parameter_status("DateStyle") or "").startswith("ISO"):
         return []
     return indexes
+
+
+def _holds_timestamps(column: Column, connection: Any) -> bool:
+    """Whether a column of another type (an array, a custom field) may hold a timestamptz."""
+    if column.field is None:
+        return True
+    return "timestamp with time zone" in (column.field.db_type(connection) or "")
 
 
 @contextlib.contextmanager

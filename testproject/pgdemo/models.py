@@ -12,6 +12,8 @@ class Tagged(models.Model):
     tags = ArrayField(models.CharField(max_length=20), default=list)
     scores = ArrayField(models.IntegerField(), null=True)
     grid = ArrayField(ArrayField(models.IntegerField()), null=True)
+    seen_at = models.DateTimeField(null=True)
+    stamps = ArrayField(models.DateTimeField(), null=True)
 
     class Meta:
         required_db_vendor = "postgresql"

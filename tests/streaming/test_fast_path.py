@@ -227,3 +227,19 @@ def test_the_python_path_reads_timestamps_as_text_only_when_all_are_plain_column
     adapters = connection.connection.adapters
     loader = adapters.get_loader(adapters.types["timestamptz"].oid, pq.Format.TEXT)
     assert issubclass(loader, BaseTzLoader)  # the connection's own loader is back
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fast_path", [False, True])
+def test_an_array_of_timestamps_is_spelled_as_django_writes_datetimes(fast_path):
+    """The timestamp-as-text loader also reaches array elements: it must not apply then."""
+    from testproject.pgdemo.models import Tagged
+
+    at = dt.datetime(2024, 1, 2, 3, 4, 5, 600000, tzinfo=dt.UTC)
+    Tagged.objects.create(name="a", seen_at=at, stamps=[at, at + dt.timedelta(days=1)])
+    Tagged.objects.create(name="b", seen_at=at, stamps=None)
+    queryset = Tagged.objects.order_by("id")
+    fields = ["id", "seen_at", "stamps", "name"]
+    for format in FORMATS:
+        body = stream(queryset, format, fields=fields, fast_path=fast_path)[1]
+        assert body == expected.body(format, fields, queryset=queryset), format
