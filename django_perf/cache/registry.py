@@ -47,6 +47,7 @@ Strings = Callable[[Any], "str | Iterable[str] | None"]
 CHUNK = 1000  # rows fetched per query when invalidating by primary key
 PREVIOUS = "_django_perf_cache_previous"  # instance attribute: what its stored row fed
 CLEARED = "_django_perf_cache_cleared"  # instance attribute: related pks before an m2m clear
+LOADING = "_django_perf_cache_loading"  # instance attribute: raw-saved, its transaction still open
 UID = "django_perf.cache.registry"
 
 logger = logging.getLogger("django_perf.cache")
@@ -571,7 +572,11 @@ def _post_save(
         # loaddata saves rows in fixture order, so related rows may not exist yet (Django:
         # raw receivers must not query other rows). It runs in atomic(): name and drop once
         # every row is in, on commit. robust: a failing callable must not fail the others.
+        # Its many-to-many is set next, with no raw flag: LOADING defers that too.
+        instance.__dict__[LOADING] = True
+
         def on_commit() -> None:
+            instance.__dict__.pop(LOADING, None)
             apply(_merged(registry.bundles([instance], regs), previous and previous()))
 
         transaction.on_commit(on_commit, using=using, robust=True)
@@ -617,20 +622,32 @@ def _m2m_changed(
         return
     if action not in ("post_add", "post_remove", "post_clear"):
         return
-    bundles: Bundles = {}
-    own = registry.for_model(type(instance))
-    if own:
-        bundles = registry.bundles([instance], own)
     if action == "post_clear":
         pks: Any = instance.__dict__.get(CLEARED, {}).pop(sender, None)
     else:
         pks = pk_set
+    if instance.__dict__.get(LOADING):
+        # loaddata sets a fixture row's relations right after its raw save: the rows they
+        # follow may not be loaded yet, so name and drop on commit, with the row's own keys.
+        def on_commit() -> None:
+            apply(_m2m_bundles(instance, model, pks, using))
+
+        transaction.on_commit(on_commit, using=using, robust=True)
+        return
+    schedule(_m2m_bundles(instance, model, pks, using), using)
+
+
+def _m2m_bundles(instance: Any, model: Any, pks: Any, using: str | None) -> Bundles:
+    """What ``instance`` names, and what the related ``model`` rows ``pks`` name."""
+    bundles: Bundles = {}
+    own = registry.for_model(type(instance))
+    if own:
+        bundles = registry.bundles([instance], own)
     other = registry.for_model(model) if pks else ()
     if other:
         rows = list(_rows(model, list(pks), using or router.db_for_read(model)))
-        for alias, bundle in registry.bundles(rows, other).items():
-            bundles.setdefault(alias, Bundle()).update(bundle)
-    schedule(bundles, using)
+        _merged(bundles, registry.bundles(rows, other))
+    return bundles
 
 
 def _rows_changed(sender: Any, pks: Sequence[Any] = (), using: str | None = None, **kw: Any):
