@@ -10,6 +10,7 @@ counted; see docs/cache.rst for the whole model.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -17,6 +18,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, MEMCACHE_MAX_KEY_LENGTH, BaseCache
+from django.db import connections, transaction
 
 from django_perf.conf import perf_settings
 from django_perf.tally import count
@@ -313,8 +315,11 @@ class TieredCache(BaseCache):
 
     # --- Promotion -------------------------------------------------------------------
 
-    def _promote(self, key: str, found: Found, above: list[Any], token: int) -> None:
-        """Copy a lower-tier hit into the tiers above it, with the lifetime it has left."""
+    def _promote(
+        self, key: str, found: Found, above: list[Any], token: int, source: Any = None
+    ) -> None:
+        """Copy a lower-tier hit (read from ``source``) into the tiers above it, with the
+        lifetime it has left."""
         decoded, data = found
         expires_at = decoded.expires_at
         now = time.time()
@@ -334,8 +339,14 @@ class TieredCache(BaseCache):
                 is True
             ):
                 store.counters[tier.kind].add("promotions")
+                if self._needs_confirming(source, tier) and not self._confirm(
+                    source, tier, {key: (data, payload)}
+                ):
+                    return  # deleted meanwhile: taken back, and not copied higher
 
-    def _promote_many(self, found: dict[str, Found], above: list[Any], token: int) -> None:
+    def _promote_many(
+        self, found: dict[str, Found], above: list[Any], token: int, source: Any = None
+    ) -> None:
         store = self._store
         now = time.time()
         live = {
@@ -365,9 +376,44 @@ class TieredCache(BaseCache):
                     results = self._call(tier, "promote", tier.promote_many, items)
                     if results is not FAILED:
                         store.counters["redis"].add("promotions", sum(results))
+                        if self._needs_confirming(source, tier):
+                            promoted = {
+                                key: (live[key][1], payload)
+                                for (key, payload, _), done in zip(items, results, strict=True)
+                                if done
+                            }
+                            kept = self._confirm(source, tier, promoted) if promoted else set()
+                            live = {
+                                key: item
+                                for key, item in live.items()
+                                if key not in promoted or key in kept
+                            }
             else:
                 for key, item in live.items():
                     self._promote(key, item, [tier], token)
+
+    def _needs_confirming(self, source: Any, target: Any) -> bool:
+        return target.kind == "redis" and source is not None and source is self._store.database
+
+    def _confirm(self, source: Any, target: Any, promoted: dict[str, tuple[Any, Any]]) -> set[str]:
+        """The keys of ``promoted`` whose row ``source`` (the table) still holds; the copies
+        of the others are taken back from ``target`` (Redis).
+
+        ``promoted`` maps a key to (the data read from the table, the payload SET NX in
+        Redis). A read that found a row just before another process deleted it would
+        otherwise put it back into Redis after that delete, for Redis's whole lifetime.
+        """
+        rows = self._call(source, "get", source.get_many, list(promoted))
+        if rows is FAILED:
+            return set(promoted)  # cannot tell; Redis's MAX_TIMEOUT bounds the copy
+        gone = [
+            (key, payload)
+            for key, (data, payload) in promoted.items()
+            if key not in rows or rows[key][0] != data
+        ]
+        if gone:
+            self._call(target, "retract", target.retract, gone)
+        return set(promoted).difference(key for key, _ in gone)
 
     # --- Reads -----------------------------------------------------------------------
 
@@ -418,7 +464,7 @@ class TieredCache(BaseCache):
             found = self._read(tier, key, want_expiry=bool(above))
             if found is not None:
                 if above:
-                    self._promote(key, found, above, token)
+                    self._promote(key, found, above, token, source=tier)
                 return found[0].value
             above.append(tier)
         return MISSING
@@ -459,7 +505,7 @@ class TieredCache(BaseCache):
             found = self._read_many(tier, keys)
             if found:
                 if above:
-                    self._promote_many(found, above, token)
+                    self._promote_many(found, above, token, source=tier)
                 for key, (decoded, _) in found.items():
                     result[key] = decoded.value
                 keys = [key for key in keys if key not in found]
@@ -758,7 +804,33 @@ class TieredCache(BaseCache):
         finally:
             for key, token in zip(keys, tokens, strict=False):
                 deleted = memory.end_write(key, token) or deleted
+        self._drop_again_on_commit(keys)
         return deleted
+
+    def _drop_again_on_commit(self, keys: list[str]) -> None:
+        """Inside ``atomic()`` on the table's database, drop ``keys`` above the table again
+        once the delete commits: until then other connections still see the rows, and a
+        read there copies them into Redis and L1."""
+        store = self._store
+        database = store.database
+        if database is None or database is store.tiers[0]:
+            return
+        if not connections[database.alias].in_atomic_block:
+            return
+        transaction.on_commit(
+            functools.partial(self._drop_above_table, keys), using=database.alias, robust=True
+        )
+
+    def _drop_above_table(self, keys: list[str]) -> None:
+        store = self._store
+        above = store.tiers[: store.tiers.index(store.database)]
+        for tier in reversed(above):
+            if tier is store.memory:
+                for key in keys:
+                    tier.delete(key)
+            else:
+                self._call(tier, "delete", tier.delete_many, keys, keys=keys)
+        self._announce(keys)
 
     def clear(self) -> None:
         store = self._store

@@ -8,9 +8,10 @@ timeouts, username and password. This tier only issues commands on the raw
 signed payloads and must not let django-redis pickle them again.
 
 Writes are the plain commands django-redis would send (``SET``, ``UNLINK``);
-only ``touch`` (which rewrites the payload's expiry) and ``incr`` (only if
-the key exists) are short Lua scripts. Invalidation messages are published
-separately, in batches, by the coherence channel.
+only ``touch`` (which rewrites the payload's expiry), ``incr`` (only if
+the key exists) and ``retract`` (delete only if unchanged) are short Lua
+scripts. Invalidation messages are published separately, in batches, by the
+coherence channel.
 """
 
 from __future__ import annotations
@@ -55,6 +56,18 @@ return 1
 INCR_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 return redis.call('INCRBY', KEYS[1], ARGV[1])
+"""
+
+# KEYS: keys; ARGV: the value each must still hold. Unlinks those that hold it; returns how many.
+RETRACT_SCRIPT = """
+local n = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i] then
+    redis.call('UNLINK', key)
+    n = n + 1
+  end
+end
+return n
 """
 
 
@@ -159,6 +172,13 @@ class RedisTier:
     def promote_many(self, items: Iterable[tuple[str, bytes | int, float | None]]) -> list[bool]:
         """SET NX each item (values found in a lower tier), in one round trip."""
         return self.set_many(items, nx=True)
+
+    def retract(self, items: Sequence[tuple[str, bytes | int]]) -> int:
+        """Unlink each key that still holds the given data (a promotion taken back)."""
+        if not items:
+            return 0
+        keys, data = zip(*items, strict=True)
+        return int(self._run(RETRACT_SCRIPT, list(keys), list(data)))
 
     def delete_many(self, keys: Sequence[str]) -> int:
         client = self.writer()
