@@ -265,13 +265,29 @@ class Batcher(Generic[K, V]):
         Returns a future rather than being a coroutine, so that ``asyncio.gather()``
         of many loads creates no task per key.
         """
-        state = self._state()
+        scope = _scope.get()
+        state = scope.states.get(self) if scope is not None else None
+        if state is None:
+            state = self._state()
         key = self.normalize(key)
-        future = asyncio.get_running_loop().create_future()
-        if key in state.values:
-            self._settle(future, key, state.values[key])
-        else:
-            self._enqueue(state, state.pending(future.get_loop()), key, future)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        values = state.values
+        if key in values:
+            self._settle(future, key, values[key])
+            return future
+        pending = state._pending
+        if pending is None or pending.loop is not loop:  # a running loop is never closed
+            pending = state.pending(loop)
+        waiters = pending.waiters.get(key)
+        if waiters is not None:  # queued or in flight already: wait for that fetch
+            waiters.append(future)
+            return future
+        pending.waiters[key] = [future]
+        pending.queue.append(key)
+        if not pending.scheduled:
+            pending.scheduled = True
+            loop.call_soon(self._dispatch, state, pending)
         return future
 
     def load_many(self, keys: Iterable[K]) -> asyncio.Future[list[V | None]]:
@@ -290,17 +306,6 @@ class Batcher(Generic[K, V]):
             future.set_exception(value)
         else:
             future.set_result(value)
-
-    def _enqueue(self, state: _State, pending: _Pending, key: Any, future: asyncio.Future) -> None:
-        waiters = pending.waiters.get(key)
-        if waiters is not None:  # queued or in flight already: wait for that fetch
-            waiters.append(future)
-            return
-        pending.waiters[key] = [future]
-        pending.queue.append(key)
-        if not pending.scheduled:
-            pending.scheduled = True
-            pending.loop.call_soon(self._dispatch, state, pending)
 
     def _dispatch(self, state: _State, pending: _Pending) -> None:
         pending.scheduled = False
@@ -333,8 +338,13 @@ class Batcher(Generic[K, V]):
             if not isinstance(outcome, BaseException):
                 self._store(state, keys, outcome)
                 for (key, futures), value in zip(waiters, outcome, strict=True):
+                    if value is NOT_FOUND or isinstance(value, BaseException):
+                        for future in futures:
+                            self._settle(future, key, value)
+                        continue
                     for future in futures:
-                        self._settle(future, key, value)
+                        if not future.done():  # else cancelled by its waiter
+                            future.set_result(value)
         except Exception as error:
             failure = error
         finally:
