@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from ..conf import perf_settings
+from ..monitoring import stats
 from . import data as dashboard_data
 from . import present
 from .forms import InvalidateForm, model_labels
@@ -133,17 +134,36 @@ def _page_context(model_admin: DashboardAdmin, request: HttpRequest, **extra: An
     }
 
 
+def _overview_query(request: HttpRequest) -> tuple[str, str, str]:
+    """``window``, ``sort`` and ``order`` from the query string; ValueError says what is wrong."""
+    window = _window(request)
+    sort, order = dashboard_data.parse_sort(
+        request.GET.get("sort", "count"), request.GET.get("order")
+    )
+    return window, sort, order
+
+
+def _route_query(request: HttpRequest) -> tuple[str, str]:
+    """``route`` and ``window`` from the query string; ValueError says what is wrong."""
+    route = request.GET.get("route")
+    if not route:
+        raise ValueError("the route parameter is missing (?route=<URL pattern>)")
+    return stats.checked_route(route), _window(request)
+
+
+# Only a bad query string is the client's fault (400). The store's own failures are
+# raised after it, so they are a 500 with a logged traceback, whatever their type.
+
+
 @require_GET
 @require(VIEW)
 def dashboard_view(request: HttpRequest, model_admin: DashboardAdmin) -> HttpResponse:
     """The dashboard: cards, charts, routes, slow requests and the actions."""
     try:
-        window = _window(request)
-        data = dashboard_data.overview(
-            window, sort=request.GET.get("sort", "count"), order=request.GET.get("order")
-        )
+        window, sort, order = _overview_query(request)
     except ValueError as error:
         return _bad_request(request, error, json=False)
+    data = dashboard_data.overview(window, sort=sort, order=order)
     urls = _urls(model_admin)
     query = f"window={window}&sort={data['sort']}&order={data['order']}"
     context = _page_context(
@@ -167,14 +187,11 @@ def dashboard_view(request: HttpRequest, model_admin: DashboardAdmin) -> HttpRes
 @require(VIEW)
 def route_view(request: HttpRequest, model_admin: DashboardAdmin) -> HttpResponse:
     """One route: its cards, charts, latency and query-count histograms, codes, slow log."""
-    route = request.GET.get("route")
     try:
-        if not route:
-            raise ValueError("the route parameter is missing (?route=<URL pattern>)")
-        window = _window(request)
-        data = dashboard_data.route_detail(route, window)
+        route, window = _route_query(request)
     except ValueError as error:
         return _bad_request(request, error, json=False)
+    data = dashboard_data.route_detail(route, window)
     urls = _urls(model_admin)
     context = _page_context(
         model_admin,
@@ -201,15 +218,16 @@ def data_view(request: HttpRequest, model_admin: DashboardAdmin) -> HttpResponse
     """
     route = request.GET.get("route")
     try:
-        window = _window(request)
         if route:
-            data = dashboard_data.route_detail(route, window)
-            data["html"] = _route_fragments(request, data)
+            route, window = _route_query(request)
         else:
-            data = dashboard_data.overview(
-                window, sort=request.GET.get("sort", "count"), order=request.GET.get("order")
-            )
-            data["html"] = _overview_fragments(request, data, _urls(model_admin))
+            window, sort, order = _overview_query(request)
     except ValueError as error:
         return _bad_request(request, error, json=True)
+    if route:
+        data = dashboard_data.route_detail(route, window)
+        data["html"] = _route_fragments(request, data)
+    else:
+        data = dashboard_data.overview(window, sort=sort, order=order)
+        data["html"] = _overview_fragments(request, data, _urls(model_admin))
     return JsonResponse(data)

@@ -154,11 +154,12 @@ def read(
 ) -> list[Row]:
     """The stored rows of the last ``seconds`` (optionally one route)."""
     since, until = _window(seconds, now)
-    return (store or get_store()).read(since, until, _checked_route(route))
+    return (store or get_store()).read(since, until, checked_route(route))
 
 
-def _checked_route(route: str | None) -> str | None:
-    """``route`` if a store can look it up; a route from a URL can hold anything."""
+def checked_route(route: str | None) -> str | None:
+    """``route`` if a store can look it up (ValueError if not); a route from a URL can hold
+    anything."""
     if route is not None and "\x00" in route:  # PostgreSQL text cannot hold it: a DataError
         raise ValueError(f"route {route!r} holds a NUL character; no route has one.")
     return route
@@ -369,7 +370,7 @@ def slow_requests(
 ) -> list[SlowRequest]:
     """The slowest requests of the last ``seconds`` in the slow log (one route, or all)."""
     since, _ = _window(seconds, now)
-    found = (store or get_store()).read_slow(since, _checked_route(route))
+    found = (store or get_store()).read_slow(since, checked_route(route))
     return sorted(found, key=lambda r: -r.duration_ms)[:limit]
 
 

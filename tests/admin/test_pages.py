@@ -131,6 +131,18 @@ def test_bad_parameters_are_refused_with_the_reason(client_for):
         assert b"holds a NUL character" in response.content
 
 
+def test_a_failing_store_is_a_server_error_not_a_bad_request(client_for, traffic):
+    """A corrupt stored row raises a ValueError inside the store: the request was fine."""
+    from django_perf.monitoring.models import MetricSeries
+
+    route = quote(MetricSeries.objects.values_list("route", flat=True).first(), safe="")
+    MetricSeries.objects.update(payload="{truncated")
+    client = client_for("viewer")
+    client.raise_request_exception = False
+    for url in (DASHBOARD, DATA, f"{ROUTE}?route={route}", f"{DATA}?route={route}"):
+        assert client.get(url).status_code == 500, url
+
+
 def test_gaps_in_traffic_are_gaps_in_the_charts(client_for):
     now = int(time.time())
     store = get_store()
