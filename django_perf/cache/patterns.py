@@ -77,8 +77,9 @@ def check_pattern(pattern: Any) -> str:
 
 
 def matches_everything(pattern: str) -> bool:
-    """Whether ``pattern`` matches every key of the cache (only ``*`` wildcards)."""
-    return bool(pattern) and set(pattern) == {"*"}
+    """Whether ``pattern`` matches every key of the cache: only wildcards, at least one ``*``
+    (``*``, ``?*``, ``*?*``; a key is never empty, so ``?`` adds nothing)."""
+    return "*" in pattern and set(pattern) <= {"*", "?"}
 
 
 def key_frame(cache: Any, version: int | None = None) -> tuple[str, str]:

@@ -104,32 +104,52 @@ def test_model_and_pks_use_the_registrations(cache, comments):
     assert json.loads(out)["rows"] == 3
 
 
+class Terminal(io.StringIO):
+    """Typed answers on a stdin that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def test_all_asks_for_confirmation_on_a_terminal(cache, monkeypatch):
-    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
-    answers = iter(["no", "yes"])
-    prompts = []
-    monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or next(answers))
+    monkeypatch.setattr(sys, "stdin", Terminal("no\n"))
     with pytest.raises(CommandError, match="Cancelled; nothing was invalidated"):
         run("--all")
     assert cache.get("user:1") == 1
-    out, _ = run("--all")
-    assert prompts[0] == (
+    monkeypatch.setattr(sys, "stdin", Terminal("yes\n"))
+    out, err = run("--all", "--json")
+    # The question goes to stderr, so that stdout (here JSON) stays clean when redirected.
+    assert err.startswith(
         "--all drops every entry of the cache 'default' in every process. Type 'yes' to continue: "
     )
+    assert json.loads(out)["per_tier"]
     assert cache.get("user:1") is None
-    assert row("total", 6) in out
 
 
-def test_a_match_everything_pattern_needs_yes_too(cache, monkeypatch):
-    monkeypatch.setattr(sys.stdin, "isatty", lambda: False, raising=False)
-    with pytest.raises(CommandError, match=r"--pattern '\*\*' drops every entry.*add --yes"):
-        run("--pattern", "**")
+def test_end_of_input_at_the_question_cancels(cache, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", Terminal(""))  # Ctrl-D
+    with pytest.raises(CommandError, match="Cancelled; nothing was invalidated"):
+        run("--all")
     assert cache.get("user:1") == 1
-    run("--pattern", "*", "--yes")
+
+
+@pytest.mark.parametrize("pattern", ["**", "?*", "*?*", "?*?"])
+def test_a_match_everything_pattern_needs_yes_too(cache, monkeypatch, pattern):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False, raising=False)
+    with pytest.raises(CommandError, match=r"--pattern '.*' drops every entry.*add --yes"):
+        run("--pattern", pattern)
+    assert cache.get("user:1") == 1
+    run("--pattern", pattern, "--yes")
     assert cache.get_many(["user:1", "post:1"]) == {}
     cache.set("a", 1)
     run("--all", "--no-input")
     assert cache.get("a") is None
+
+
+def test_a_pattern_with_a_literal_character_needs_no_confirmation(cache, monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False, raising=False)
+    run("--pattern", "user:*")
+    assert cache.get_many(["user:1", "post:1"]) == {"post:1": 3}
 
 
 def test_long_scans_show_progress(cache, monkeypatch):

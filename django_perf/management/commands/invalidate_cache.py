@@ -177,11 +177,18 @@ class Command(BaseCommand):
                 f"{what} drops every entry of the cache {alias!r}; add --yes (or --no-input) "
                 "to confirm, or --dry-run to count them first."
             )
-        answer = input(
+        # The question goes to stderr: stdout may be redirected (--json > file).
+        self.stderr.write(
             f"{what} drops every entry of the cache {alias!r} in every process. "
-            "Type 'yes' to continue: "
+            "Type 'yes' to continue: ",
+            ending="",
         )
-        if answer.strip().lower() != "yes":
+        self.stderr.flush()
+        try:
+            answer = sys.stdin.readline()
+        except KeyboardInterrupt:
+            answer = ""
+        if answer.strip().lower() != "yes":  # "" is end of input (Ctrl-D)
             raise CommandError("Cancelled; nothing was invalidated.")
 
     def _print(self, report: InvalidationReport) -> None:
