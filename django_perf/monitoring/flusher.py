@@ -1,12 +1,14 @@
 """Move each process's buffer to the shared store: every few seconds, and once more at exit.
 
-The flusher is one daemon thread per process. Each tick it takes a psutil
-sample when one is due, writes the buffered series and samples to the store
-in one batch, and now and then runs the store's maintenance (rollups and
-retention; the store makes sure only one process at a time does it). A
-failed write puts the batch back (within the buffer's memory bound) and is
-retried next tick. At interpreter exit (a graceful worker restart) the thread
-is stopped and a last flush runs, so nothing recorded is lost.
+The flusher is one daemon thread per process. It primes psutil's CPU
+counters when it starts, so that its first sample measures a whole tick. Each
+tick it takes a psutil sample when one is due, writes the buffered series and
+samples to the store in one batch, and now and then runs the store's
+maintenance (rollups and retention; the store makes sure only one process at
+a time does it). A failed write puts the batch back (within the buffer's
+memory bound) and is retried next tick. At interpreter exit (a graceful
+worker restart) the thread is stopped and a last flush runs, so nothing
+recorded is lost.
 """
 
 from __future__ import annotations
@@ -88,6 +90,9 @@ class Flusher:
         atexit.register(self._at_exit)
 
     def _run(self) -> None:
+        if self.system_interval:
+            with self._tick:  # an import: a fork must not copy it half done (see pause())
+                self._make_sampler()  # primes the CPU counters: the first sample covers a tick
         next_sample = time.monotonic()
         next_maintain = time.monotonic() + self.maintain_interval
         while not self._stop.wait(self.interval):
@@ -125,13 +130,21 @@ class Flusher:
         """Let the thread run its next tick (after ``pause()`` returned True)."""
         self._tick.release()
 
+    def _make_sampler(self) -> None:
+        """Make the psutil sampler on this thread (psutil keeps host CPU references per thread)."""
+        try:
+            from .system import SystemSampler
+
+            self._sampler = SystemSampler(perf_settings.MONITORING_DISK_PATH)
+        except Exception:
+            logger.warning("Could not start sampling system metrics", exc_info=True)
+
     def _sample(self) -> None:
         try:
             if self._sampler is None:
-                from .system import SystemSampler
-
-                self._sampler = SystemSampler(perf_settings.MONITORING_DISK_PATH)
-            self.recorder.add_sample(self._sampler.sample())
+                self._make_sampler()  # a sample right after priming reports CPU as None
+            if self._sampler is not None:
+                self.recorder.add_sample(self._sampler.sample())
         except Exception:
             logger.warning("Could not sample system metrics", exc_info=True)
 

@@ -1,8 +1,12 @@
 """Host and process metrics from psutil, sampled by the flusher thread, never in a request.
 
 CPU percentages use ``cpu_percent(interval=None)``: the share of CPU since the
-previous call, returned at once (the sampler primes it when it is made), so
-sampling never sleeps. Each sample also carries what other capabilities
+previous call, returned at once, so sampling never sleeps. The sampler primes
+the counters when it is made (the flusher makes it when its thread starts, a
+tick before the first sample), and reports ``None`` rather than a share of
+less than ``MIN_CPU_INTERVAL`` seconds, which would be noise (0 % or over
+1000 %). psutil keeps the host's reference point per thread: sample from the
+thread that made the sampler. Each sample also carries what other capabilities
 expose, when they are installed: database, async and Redis pool stats
 (``django_perf.db.pool_stats()``) and cache totals (``caches[alias].stats()``).
 """
@@ -19,7 +23,9 @@ import psutil
 
 from .store.base import Sample
 
-__all__ = ["SystemSampler"]
+__all__ = ["MIN_CPU_INTERVAL", "SystemSampler"]
+
+MIN_CPU_INTERVAL = 0.1  # seconds: a CPU share measured over less is reported as None
 
 
 def _safe(fn: Any, default: Any = None) -> Any:
@@ -36,25 +42,35 @@ class SystemSampler:
         self.disk_path = disk_path
         self.host = socket.gethostname()
         self.process = psutil.Process()
-        # Prime the CPU counters: the first interval=None call only sets the reference point.
+        self._cpu_since = 0.0  # monotonic time of the CPU counters' reference point
+        self.prime()
+
+    def prime(self) -> None:
+        """Set the CPU counters' reference point: the next CPU share is measured from now.
+
+        The first ``cpu_percent(interval=None)`` call only sets that point; its value is noise.
+        """
         psutil.cpu_percent(interval=None)
-        self.process.cpu_percent(interval=None)
+        _safe(lambda: self.process.cpu_percent(interval=None))
+        self._cpu_since = time.monotonic()
 
     def sample(self) -> Sample:
+        measured = time.monotonic() - self._cpu_since >= MIN_CPU_INTERVAL
+        system, process = self.host_metrics(cpu=measured), self.process_metrics(cpu=measured)
+        if measured:
+            self._cpu_since = time.monotonic()
         return Sample(
-            self.host,
-            os.getpid(),
-            time.time(),
-            {"system": self.host_metrics(), "process": self.process_metrics(), **extras()},
+            self.host, os.getpid(), time.time(), {"system": system, "process": process, **extras()}
         )
 
-    def host_metrics(self) -> dict[str, Any]:
+    def host_metrics(self, *, cpu: bool = True) -> dict[str, Any]:
+        """The host's CPU, memory, disk and network; ``cpu=False`` leaves CPU unread (None)."""
         memory = psutil.virtual_memory()
         disk = _safe(lambda: psutil.disk_usage(self.disk_path))
         io = _safe(psutil.disk_io_counters)
         net = _safe(psutil.net_io_counters)
         return {
-            "cpu_percent": psutil.cpu_percent(interval=None),
+            "cpu_percent": psutil.cpu_percent(interval=None) if cpu else None,
             "cpu_count": psutil.cpu_count(),
             "load": list(_safe(os.getloadavg, (0.0, 0.0, 0.0))),
             "memory_total": memory.total,
@@ -74,13 +90,14 @@ class SystemSampler:
             "boot_time": _safe(psutil.boot_time),
         }
 
-    def process_metrics(self) -> dict[str, Any]:
+    def process_metrics(self, *, cpu: bool = True) -> dict[str, Any]:
+        """This process's CPU, memory, threads, files and GC; ``cpu=False`` leaves CPU None."""
         process = self.process
         with process.oneshot():
             memory = process.memory_info()
             gc_stats = gc.get_stats()
             return {
-                "cpu_percent": _safe(lambda: process.cpu_percent(interval=None), 0.0),
+                "cpu_percent": _safe(lambda: process.cpu_percent(interval=None)) if cpu else None,
                 "rss": memory.rss,
                 "vms": memory.vms,
                 "threads": _safe(process.num_threads),

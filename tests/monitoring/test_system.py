@@ -10,17 +10,37 @@ from django.test import Client
 
 from django_perf.monitoring import stats
 from django_perf.monitoring.flusher import Flusher
-from django_perf.monitoring.system import SystemSampler
+from django_perf.monitoring.system import MIN_CPU_INTERVAL, SystemSampler
+
+
+@pytest.fixture
+def busy():
+    """A thread that keeps this process on one core while the test runs."""
+    stop = threading.Event()
+
+    def burn():
+        while not stop.is_set():
+            sum(range(10_000))
+
+    thread = threading.Thread(target=burn, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(5)
 
 
 def test_a_sample_covers_host_and_process():
-    sample = SystemSampler("/").sample()
+    sampler = SystemSampler("/")
+    time.sleep(MIN_CPU_INTERVAL)
+    sample = sampler.sample()
     assert sample.pid == os.getpid()
     assert sample.host
     system, process = sample.data["system"], sample.data["process"]
     for key in ("cpu_percent", "memory_total", "memory_percent", "disk_percent", "net_bytes_sent"):
         assert system[key] is not None, key
     assert len(system["load"]) == 3
+    assert 0 <= system["cpu_percent"] <= 100
+    assert 0 <= process["cpu_percent"] <= 100 * psutil.cpu_count()
     assert process["rss"] > 0
     assert process["threads"] >= 1
     assert process["open_files"] >= 3
@@ -49,9 +69,40 @@ def test_cpu_percent_is_never_asked_to_wait(monkeypatch):
     monkeypatch.setattr(psutil.Process, "cpu_percent", process)
     sampler = SystemSampler()
     for _ in range(3):
+        time.sleep(MIN_CPU_INTERVAL)  # long enough for the CPU shares to be read
         sampler.sample()
     assert intervals
     assert set(intervals) == {None}
+
+
+def test_cpu_measured_over_next_to_no_time_is_none_not_noise(busy):
+    sampler = SystemSampler()
+    first = sampler.sample()  # microseconds after priming: 0 % or over 1000 % if read
+    assert first.data["system"]["cpu_percent"] is None
+    assert first.data["process"]["cpu_percent"] is None
+    assert first.data["process"]["rss"] > 0  # the rest of the sample is there
+    time.sleep(MIN_CPU_INTERVAL)
+    second = sampler.sample()  # measured from the priming, which the first sample kept
+    assert 0 < second.data["system"]["cpu_percent"] <= 100
+    assert 20 < second.data["process"]["cpu_percent"] <= 100 * psutil.cpu_count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_workers_first_sample_measures_cpu_over_the_first_tick(perf, busy):
+    recorder = perf(MONITORING_FLUSH_INTERVAL=0.2, MONITORING_SYSTEM_INTERVAL=60)
+    flusher = Flusher(recorder)
+    recorder.flusher = flusher
+    flusher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not stats.system_stats(60) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        flusher.stop()
+    [host] = stats.system_stats(60)
+    [process] = host["processes"]
+    assert 0 < host["system"]["cpu_percent"] <= 100
+    assert 20 < process["cpu_percent"] <= 100 * psutil.cpu_count()  # the busy thread's core
 
 
 @pytest.mark.django_db(transaction=True)
