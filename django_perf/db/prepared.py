@@ -33,18 +33,21 @@ __all__ = ["PreparedQuery", "to_dollar_params"]
 #: SQLSTATE of "prepared statement ... does not exist".
 INVALID_STATEMENT_NAME = "26000"
 DUPLICATE_PREPARED_STATEMENT = "42P05"
+#: PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes: longer names would collide.
+MAX_NAME_BYTES = 63
 
-# psycopg connection -> names of the statements prepared on it. Weak keys: a closed
+# psycopg connection -> {name: the PREPARE statement that made it}. Weak keys: a closed
 # connection that Django drops takes its entry with it; a new one starts empty.
-_prepared: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_prepared: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
-def _names_on(raw: Any) -> set[str]:
+def _names_on(raw: Any) -> dict[str, str]:
+    """The statements prepared on a psycopg connection, by name (each with its PREPARE text)."""
     with _lock:
         names = _prepared.get(raw)
         if names is None:
-            names = _prepared[raw] = set()
+            names = _prepared[raw] = {}
         return names
 
 
@@ -102,6 +105,11 @@ class PreparedQuery:
         self.name = name or f"django_perf_{digest[:20]}"
         if not self.name.isidentifier():
             raise ValueError(f"PreparedQuery: name {self.name!r} is not an SQL identifier.")
+        if len(self.name.encode()) > MAX_NAME_BYTES:
+            raise ValueError(
+                f"PreparedQuery: name {self.name!r} is longer than {MAX_NAME_BYTES} bytes; "
+                "PostgreSQL would truncate it, and names that start alike would collide."
+            )
 
     def __repr__(self) -> str:
         return f"<PreparedQuery {self.name}: {self.sql[:60]!r}>"
@@ -158,21 +166,29 @@ class PreparedQuery:
             # This statement was dropped behind our back (DISCARD ALL, DEALLOCATE): prepare
             # it again and retry once. Others find out for themselves when they next run
             # (forgetting them all here would PREPARE live ones again: "already exists").
-            _names_on(connection.connection).discard(self.name)
+            _names_on(connection.connection).pop(self.name, None)
             return self._execute_prepared(connection, params, read)
 
     def _execute_prepared(self, connection: BaseDatabaseWrapper, params: list, read: Any) -> Any:
         names = _names_on(connection.connection)
+        prepare = self._prepare_sql(connection)
         with connection.cursor() as cursor:
-            if self.name not in names:
+            known = names.get(self.name)
+            if known is None:
                 try:
-                    cursor.execute(self._prepare_sql(connection))
+                    cursor.execute(prepare)
                 except ProgrammingError as error:
-                    # Prepared already (by an earlier copy of this query): use it. Not in a
-                    # transaction, though: the failed PREPARE has aborted that.
+                    # Prepared already (by an earlier copy of this query): use it, if it is
+                    # this statement. Not in a transaction, though: the failed PREPARE has
+                    # aborted that.
                     if not self._already_prepared(error) or connection.in_atomic_block:
                         raise
-                names.add(self.name)
+                    known = self._server_statement(cursor)
+                    if known != prepare:
+                        raise self._name_taken(known) from error
+                names[self.name] = prepare
+            elif known != prepare:
+                raise self._name_taken(known)
             quote = connection.ops.quote_name
             execute = f"EXECUTE {quote(self.name)}"
             if params:
@@ -184,6 +200,19 @@ class PreparedQuery:
     def _prepare_sql(self, connection: BaseDatabaseWrapper) -> str:
         types = f" ({', '.join(self.types)})" if self.types else ""
         return f"PREPARE {connection.ops.quote_name(self.name)}{types} AS {self.dollar_sql}"
+
+    def _server_statement(self, cursor: Any) -> str | None:
+        """The PREPARE text of the statement the server holds under this name."""
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE name = %s", [self.name])
+        row = cursor.fetchone()
+        return row[0] if row else None
+
+    def _name_taken(self, other: str | None) -> ProgrammingError:
+        return ProgrammingError(
+            f"PreparedQuery name {self.name!r} is already used on this connection by another "
+            f"statement ({other!r}); give each statement a name of its own, or let "
+            "PreparedQuery derive one from the SQL (name=None)."
+        )
 
     @staticmethod
     def _statement_lost(error: ProgrammingError) -> bool:

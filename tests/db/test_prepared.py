@@ -164,7 +164,7 @@ def test_a_statement_prepared_by_an_earlier_copy_is_used(kitchen):
     """A second PreparedQuery of the same SQL finds it prepared (same name), outside atomic."""
     first = PreparedQuery(JOIN)
     assert first.fetchall([0, ""]) == EXPECTED
-    _names_on(connection.connection).discard(first.name)  # as if this process lost track
+    _names_on(connection.connection).pop(first.name)  # as if this process lost track
     assert PreparedQuery(JOIN).fetchall([0, ""]) == EXPECTED
 
 
@@ -212,3 +212,36 @@ def test_async_forms(kitchen):
     query = PreparedQuery(JOIN)
     assert async_to_sync(query.afetchall)([0, ""]) == EXPECTED
     assert async_to_sync(query.afetchone)([0, "one"]) == ("c", "two")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_one_name_for_two_statements_is_an_error_not_the_other_results():
+    first = PreparedQuery("SELECT 'a' /* named */", name="named_twice")
+    second = PreparedQuery("SELECT 'b' /* named */", name="named_twice")
+    assert first.fetchone() == ("a",)
+    with pytest.raises(ProgrammingError, match="'named_twice' is already used on this connection"):
+        second.fetchone()
+    assert first.fetchone() == ("a",)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_name_prepared_elsewhere_with_other_sql_is_an_error():
+    """The server has the name (another process's PREPARE, a lost track): compare its SQL."""
+    with connection.cursor() as cursor:
+        cursor.execute("PREPARE named_elsewhere AS SELECT 'other'")
+    with pytest.raises(ProgrammingError, match="'named_elsewhere' is already used"):
+        PreparedQuery("SELECT 'mine'", name="named_elsewhere").fetchone()
+    mine = PreparedQuery("SELECT 'mine'", name="named_mine")
+    assert mine.fetchone() == ("mine",)
+    _names_on(connection.connection).pop(mine.name)  # as if this process lost track
+    assert PreparedQuery("SELECT 'mine'", name="named_mine").fetchone() == ("mine",)
+
+
+def test_names_postgresql_would_truncate_are_refused():
+    PreparedQuery("SELECT 1", name="n" * 63)
+    with pytest.raises(ValueError, match="longer than 63 bytes"):
+        PreparedQuery("SELECT 1", name="n" * 64)
+    with pytest.raises(ValueError, match="longer than 63 bytes"):
+        PreparedQuery("SELECT 1", name="é" * 32)  # 64 bytes in UTF-8
