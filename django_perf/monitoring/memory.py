@@ -41,6 +41,8 @@ __all__ = [
 logger = logging.getLogger("django_perf.monitoring.memory")
 
 F = TypeVar("F", bound=Callable[..., Any])
+KEY_TYPES = ("filename", "lineno", "traceback")  # tracemalloc's ways to group statistics
+MAX_FRAMES = 65535  # the deepest traceback tracemalloc.start() accepts
 
 _lock = threading.Lock()
 _users = 0  # tracing() scopes open now
@@ -132,6 +134,34 @@ def _report(label: str, before: tracemalloc.Snapshot, limit: int, key_type: str)
     )
 
 
+def _log_report(
+    target: logging.Logger,
+    level: int,
+    label: str,
+    before: tracemalloc.Snapshot,
+    limit: int,
+    key_type: str,
+) -> None:
+    """Log the report of a monitored call; a failing report is logged, never raised.
+
+    It runs after the call: raising would replace the call's result or its own exception.
+    """
+    try:
+        target.log(level, _report(label, before, limit, key_type))
+    except Exception:
+        logger.warning("Could not report the memory of %s", label, exc_info=True)
+
+
+def _check_options(key_type: str, frames: int) -> None:
+    """Refuse bad options when decorating, not on every call after the function ran."""
+    if key_type not in KEY_TYPES:
+        raise ValueError(f"monitor_memory key_type must be one of {KEY_TYPES}, not {key_type!r}")
+    if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= MAX_FRAMES:
+        raise ValueError(
+            f"monitor_memory frames must be an int from 1 to {MAX_FRAMES}, not {frames!r}"
+        )
+
+
 def monitor_memory(
     func: F | None = None,
     *,
@@ -144,8 +174,11 @@ def monitor_memory(
     """Decorator for sync and async functions: log the top allocation differences of each call.
 
     ``@monitor_memory`` or ``@monitor_memory(limit=5, key_type="filename")``.
-    Logged to ``django_perf.monitoring.memory`` (or ``log``) at ``level``.
+    Logged to ``django_perf.monitoring.memory`` (or ``log``) at ``level``. A bad
+    ``key_type`` or ``frames`` raises ValueError here, when decorating; a report
+    that fails is logged and leaves the call's result or exception as it was.
     """
+    _check_options(key_type, frames)
 
     def decorate(fn: F) -> F:
         label = f"{fn.__module__}.{fn.__qualname__}"
@@ -160,7 +193,7 @@ def monitor_memory(
                     try:
                         return await fn(*args, **kwargs)
                     finally:
-                        target.log(level, _report(label, before, limit, key_type))
+                        _log_report(target, level, label, before, limit, key_type)
 
             return markcoroutinefunction(async_wrapper)  # type: ignore[return-value]
 
@@ -171,7 +204,7 @@ def monitor_memory(
                 try:
                     return fn(*args, **kwargs)
                 finally:
-                    target.log(level, _report(label, before, limit, key_type))
+                    _log_report(target, level, label, before, limit, key_type)
 
         return wrapper  # type: ignore[return-value]
 
@@ -195,7 +228,7 @@ def profile_request(request: Any, call: Callable[[Any], Any], limit: int = 10) -
         try:
             return call(request)
         finally:
-            logger.info(_report(_request_label(request), before, limit, "lineno"))
+            _log_report(logger, logging.INFO, _request_label(request), before, limit, "lineno")
 
 
 async def aprofile_request(request: Any, call: Callable[[Any], Any], limit: int = 10) -> Any:
@@ -205,7 +238,7 @@ async def aprofile_request(request: Any, call: Callable[[Any], Any], limit: int 
         try:
             return await call(request)
         finally:
-            logger.info(_report(_request_label(request), before, limit, "lineno"))
+            _log_report(logger, logging.INFO, _request_label(request), before, limit, "lineno")
 
 
 def line_profile(target: str | Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str]:

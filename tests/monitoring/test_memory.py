@@ -119,3 +119,54 @@ def test_line_profile_errors_name_the_problem():
         memory.line_profile("tests.monitoring.nope.f")
     with pytest.raises(TypeError, match="needs a function or its dotted path"):
         memory.line_profile(42)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"key_type": "line"}, r"key_type must be one of .*'lineno'.*, not 'line'"),
+        ({"frames": 0}, r"frames must be an int from 1 to 65535, not 0"),
+        ({"frames": "5"}, r"frames must be an int from 1 to 65535, not '5'"),
+    ],
+)
+def test_bad_options_are_refused_when_decorating_not_after_each_call(options, message):
+    calls = []
+    with pytest.raises(ValueError, match=message):
+
+        @memory.monitor_memory(**options)
+        def transfer():
+            calls.append("money moved")
+
+    with pytest.raises(ValueError, match=message):
+        memory.monitor_memory(memory_targets.leak, **options)
+    assert calls == []
+
+
+def _stops_tracing(error: Exception | None) -> str:
+    tracemalloc.stop()  # some library resetting tracemalloc: the report cannot be made
+    if error is not None:
+        raise error
+    return "result"
+
+
+@pytest.mark.parametrize("wrap", ["sync", "async"])
+def test_a_failing_report_is_logged_and_leaves_the_call_as_it_was(caplog, wrap):
+    async def astops_tracing(error):
+        return _stops_tracing(error)
+
+    fn = _stops_tracing if wrap == "sync" else astops_tracing
+    monitored = memory.monitor_memory(fn)
+
+    def call(error):
+        return monitored(error) if wrap == "sync" else asyncio.run(monitored(error))
+
+    with caplog.at_level(logging.WARNING, logger="django_perf.monitoring.memory"):
+        assert call(None) == "result"
+        with pytest.raises(KeyError, match="the real error"):
+            call(KeyError("the real error"))
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2
+    assert all(m.startswith("Could not report the memory of tests.monitoring.") for m in messages)
+    assert "tracemalloc is not tracing" in caplog.records[0].exc_text
+    with memory.tracing():  # the shared session is still consistent afterwards
+        assert tracemalloc.is_tracing()
