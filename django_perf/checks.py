@@ -133,6 +133,9 @@ def check_tiered_cache_options(app_configs: Any = None, **kwargs: Any) -> list[c
 # --- Database (E200-E299, W200-W299) -------------------------------------------
 
 POSTGRESQL_ENGINE = "django.db.backends.postgresql"
+#: Backends known to be Django's PostgreSQL backend, recognised without importing them
+#: (PostGIS's needs the GDAL library just to import).
+POSTGRESQL_ENGINES = (POSTGRESQL_ENGINE, "django.contrib.gis.db.backends.postgis")
 PGBOUNCER_PORT = "6432"
 #: Options of psycopg_pool.ConnectionPool a user may give in OPTIONS["pool"] (Django sets
 #: kwargs, open, configure and check itself).
@@ -150,6 +153,26 @@ POOL_OPTIONS = (
     "reset",
     "connection_class",
 )
+
+
+def is_postgresql(engine: Any) -> bool:
+    """Whether ``ENGINE`` is Django's PostgreSQL backend or one built on it (PostGIS, a subclass).
+
+    Decided by the backend's ``DatabaseWrapper`` class, not the name, since the native pool
+    and the server sessions the pooler checks are about come with that class.
+    """
+    if engine in POSTGRESQL_ENGINES:
+        return True
+    if not isinstance(engine, str) or not engine:
+        return False
+    try:
+        from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQLWrapper
+        from django.db.utils import load_backend
+
+        wrapper = load_backend(engine).DatabaseWrapper
+    except Exception:  # not importable here (Django's own checks say why): not one we know
+        return False
+    return isinstance(wrapper, type) and issubclass(wrapper, PostgreSQLWrapper)
 
 
 def behind_transaction_pooler(alias: str, config: dict[str, Any]) -> bool:
@@ -179,7 +202,7 @@ def pool_messages(databases: dict[str, Any], asgi: bool) -> list[checks.CheckMes
         pool = options.get("pool")
         max_age = config.get("CONN_MAX_AGE", 0)
         if not pool:
-            if asgi and max_age != 0 and config.get("ENGINE") == POSTGRESQL_ENGINE:
+            if asgi and max_age != 0 and is_postgresql(config.get("ENGINE")):
                 messages.append(
                     _database_warning(
                         alias,
@@ -192,7 +215,7 @@ def pool_messages(databases: dict[str, Any], asgi: bool) -> list[checks.CheckMes
                     )
                 )
             continue
-        if config.get("ENGINE") != POSTGRESQL_ENGINE or not module_available("psycopg_pool"):
+        if not is_postgresql(config.get("ENGINE")) or not module_available("psycopg_pool"):
             messages.append(
                 _database_error(
                     alias,
@@ -264,7 +287,7 @@ def pooler_messages(databases: dict[str, Any]) -> list[checks.CheckMessage]:
     """The messages of ``check_transaction_poolers`` for a ``DATABASES`` dict."""
     messages: list[checks.CheckMessage] = []
     for alias, config in databases.items():
-        if config.get("ENGINE") != POSTGRESQL_ENGINE:
+        if not is_postgresql(config.get("ENGINE")):
             continue
         options = config.get("OPTIONS") or {}
         binding = options.get("server_side_binding") is True

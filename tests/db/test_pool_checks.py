@@ -72,6 +72,32 @@ def test_e201_a_pool_needs_postgresql_and_psycopg_pool(monkeypatch):
     assert database_checks(database(OPTIONS={"pool": True})) == ["django_perf.E201"]
 
 
+POSTGIS = "django.contrib.gis.db.backends.postgis"
+SUBCLASS = "tests.db.postgresql_subclass_backend"
+
+
+@pytest.mark.parametrize("engine", [POSTGIS, SUBCLASS])
+def test_backends_built_on_postgresql_get_the_postgresql_checks(engine):
+    """PostGIS and other subclasses of the psycopg wrapper pool, and meet poolers, alike."""
+    assert checks.is_postgresql(engine)
+    assert database_checks(database(ENGINE=engine, OPTIONS={"pool": True})) == []
+    assert database_checks(database(ENGINE=engine, CONN_MAX_AGE=60), asgi=True) == [
+        "django_perf.W201"
+    ]
+    assert database_checks(database(ENGINE=engine, PORT="6432")) == [
+        "django_perf.W202",
+        "django_perf.W203",
+    ]
+
+
+@pytest.mark.parametrize(
+    "engine", ["django.db.backends.sqlite3", "tests.db.no_such_backend", "", None]
+)
+def test_other_backends_are_not_postgresql(engine):
+    assert not checks.is_postgresql(engine)
+    assert database_checks(database(ENGINE=engine, OPTIONS={"pool": True})) == ["django_perf.E201"]
+
+
 def test_w201_persistent_connections_under_asgi():
     config = database(CONN_MAX_AGE=600)
     assert database_checks(config, asgi=True) == ["django_perf.W201"]
