@@ -94,7 +94,9 @@ def invalidate_view(request: HttpRequest, model_admin: DashboardAdmin) -> HttpRe
     if report.errors:
         message += "; failed: " + ", ".join(f"{t} ({e})" for t, e in report.errors.items())
     log_action(request, DELETION, "Cache invalidation", message + ".")
-    return TemplateResponse(request, template, {**context, "step": "done"})
+    # A tier that failed is a server-side failure, as invalidate_cache's CommandError is.
+    status = 503 if report.errors else 200
+    return TemplateResponse(request, template, {**context, "step": "done"}, status=status)
 
 
 @require_POST

@@ -11,6 +11,7 @@ from django.test import Client
 
 from django_perf.monitoring import flush
 from django_perf.monitoring.recorder import reset_recorder
+from tests.invalidation.conftest import configure_cache  # noqa: F401  (caches built per test)
 from tests.monitoring.conftest import perf  # noqa: F401  (DJANGO_PERF overrides, shared)
 
 DASHBOARD = "/admin/django_perf/dashboard/"

@@ -5,6 +5,7 @@ Both are POST only, CSRF-protected, confirmed first and logged as LogEntry
 """
 
 import re
+from html import unescape
 
 import pytest
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
@@ -163,6 +164,29 @@ def test_invalidating_keys_is_a_dry_run_first_then_a_report_per_tier(client_for,
     # The admin's "Recent actions" lists it.
     index = client.get("/admin/").content.decode()
     assert "Cache invalidation" in index
+
+
+@pytest.mark.redis
+def test_a_tier_failing_during_invalidation_is_reported_as_a_failure(
+    client_for, configure_cache, redis_server
+):
+    configure_cache("memory", "redis", "database", STRICT=False).set_many({"a": 1, "b": 2})
+    client = client_for("invalidator")
+    fields = {"kind": "key", "values": "a", "alias": "default", "confirm": "yes"}
+    redis_server.stop()
+    try:
+        done = client.post(INVALIDATE, fields)
+    finally:
+        redis_server.start()
+    assert done.status_code == 503
+    html = done.content.decode()
+    assert 'class="success"' not in html
+    assert re.search(
+        r'<li class="error">Invalidation of keys a in cache .default. \(every tier\) is '
+        r"incomplete: the redis tier failed \(.+\)\. \d+ entr(y|ies) dropped in the other tiers",
+        unescape(html),
+    ), html
+    assert "failed: redis" in LogEntry.objects.get().change_message
 
 
 def test_invalidating_a_pattern_in_one_tier(client_for, cached):
