@@ -114,14 +114,23 @@ def _size(n: float) -> str:
 
 
 def format_diff(stats: list[tracemalloc.StatisticDiff]) -> list[str]:
-    """One line per difference: ``+12.3 KiB (+120 blocks) path/to/file.py:42``."""
-    lines = []
-    for stat in stats:
-        frame = stat.traceback[0]
-        lines.append(
-            f"{_size(stat.size_diff)} ({stat.count_diff:+d} blocks) {frame.filename}:{frame.lineno}"
-        )
-    return lines
+    """One line per difference: ``+12.3 KiB (+120 blocks) path/to/file.py:42``.
+
+    The place named is the allocating line; for ``key_type="traceback"`` its
+    callers follow, most recent first: ``file.py:42 <- caller.py:7``.
+    """
+    return [
+        f"{_size(stat.size_diff)} ({stat.count_diff:+d} blocks) {_where(stat.traceback)}"
+        for stat in stats
+    ]
+
+
+def _where(traceback: tracemalloc.Traceback) -> str:
+    """``file:line`` of each frame, most recent (the allocating line) first.
+
+    A Traceback is ordered oldest frame first (since Python 3.7), hence reversed.
+    """
+    return " <- ".join(f"{frame.filename}:{frame.lineno}" for frame in reversed(traceback))
 
 
 def _report(label: str, before: tracemalloc.Snapshot, limit: int, key_type: str) -> str:

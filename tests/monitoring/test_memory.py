@@ -40,6 +40,37 @@ def test_diff_names_the_line_that_allocated():
     assert "memory_targets.py:" in line
 
 
+LEAK_LINE = f"memory_targets.py:{memory_targets.leak.__code__.co_firstlineno + 1}"
+
+
+def _leak_through_a_caller(n):
+    return memory_targets.leak(n)
+
+
+def test_a_traceback_diff_names_the_allocating_line_then_its_callers():
+    with memory.tracing(frames=5):
+        before = memory.take_snapshot()
+        _leak_through_a_caller(500)
+        stats = memory.diff(before, memory.take_snapshot(), limit=1, key_type="traceback")
+    [line] = memory.format_diff(stats)
+    places = [place.rsplit("/", 1)[-1] for place in line.split(" blocks) ")[1].split(" <- ")]
+    assert places[0] == LEAK_LINE  # the generator expression that allocates, then leak()
+    callers = [place for place in places if place != LEAK_LINE]
+    assert callers[0].startswith("test_memory.py:")  # _leak_through_a_caller
+    assert len(places) == 5
+
+
+def test_monitor_memory_with_tracebacks_logs_the_allocating_line(caplog):
+    monitored = memory.monitor_memory(
+        _leak_through_a_caller, limit=1, key_type="traceback", frames=3
+    )
+    with caplog.at_level(logging.INFO, logger="django_perf.monitoring.memory"):
+        monitored(300)
+    [record] = caplog.records
+    top = record.getMessage().splitlines()[1]
+    assert f"/{LEAK_LINE} <- " in top
+
+
 def test_tracing_blocks_nest_and_respect_someone_elses_session():
     with memory.tracing():
         with memory.tracing():
