@@ -201,7 +201,13 @@ def _authorized(request: HttpRequest) -> int:
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer "):
         given = header[len("Bearer ") :].strip()
-        return 200 if hmac.compare_digest(given.encode(), token.encode()) else 401
+        try:
+            # Servers decode header bytes as latin-1: these are the bytes the client sent,
+            # which for a non-ASCII token are its UTF-8 encoding.
+            sent = given.encode("latin-1")
+        except UnicodeEncodeError:
+            return 401
+        return 200 if hmac.compare_digest(sent, token.encode()) else 401
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return 401

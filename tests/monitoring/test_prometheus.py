@@ -1,6 +1,8 @@
 """The Prometheus endpoint: the shared store's numbers, behind a token or a staff login."""
 
+import http.client
 import time
+from urllib.parse import urlparse
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -56,6 +58,29 @@ def test_the_token_opens_the_endpoint_and_a_wrong_one_does_not(perf):
     assert good.get(URL).status_code == 200
     assert Client(headers={"Authorization": "Bearer nope"}).get(URL).status_code == 401
     assert good.post(URL).status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("token", ["s3cret-token-ascii-0123", "s3cret-tökén-0123"])
+def test_the_token_works_over_real_http_ascii_or_not(live_server, perf, token):
+    """What curl and Prometheus send: the token's UTF-8 bytes, read back by a real server."""
+    perf(MONITORING_METRICS_TOKEN=token)
+    address = urlparse(live_server.url)
+
+    def scrape(authorization: bytes) -> int:
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+        try:
+            connection.putrequest("GET", URL)
+            connection.putheader("Authorization", authorization)
+            connection.endheaders()
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    assert scrape(b"Bearer " + token.encode()) == 200
+    assert scrape(b"Bearer " + token.encode()[:-1]) == 401
+    # The same characters in another encoding are other bytes: refused.
+    assert scrape(b"Bearer " + token.encode("latin-1")) == (200 if token.isascii() else 401)
 
 
 def test_a_scrape_shows_the_stores_totals(recorder, perf, monitoring_urls):
