@@ -19,15 +19,17 @@ value (``locks``). See docs/invalidation.rst for the options.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import hashlib
 import inspect
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
@@ -52,6 +54,8 @@ FRESH, EARLY, STALE = "fresh", "early", "stale"
 
 _refreshers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="django-perf-refresh")
 _tasks: set[asyncio.Task[Any]] = set()  # background refreshes of async functions
+# Threads in which async functions wait for (or take) a Redis lease.
+_lock_threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="django-perf-lock")
 
 
 class Options:
@@ -483,6 +487,33 @@ def _try_lease(cache: Any, key: str, seconds: float) -> Lease | bool | None:
         return None
 
 
+async def _leasing_in_thread(call: Callable[[threading.Event], Any]) -> Any:
+    """Await ``call(stop)`` in a worker thread, which may take a Lease for this task.
+
+    If the task is cancelled meanwhile (a request timeout, a client gone), ``stop``
+    tells the thread to stop waiting, and a Lease it still returns is released:
+    otherwise nobody would, and its renewals would keep the lock for good.
+    """
+    stop = threading.Event()
+    future = _lock_threads.submit(contextvars.copy_context().run, call, stop)
+    try:
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        stop.set()
+        future.add_done_callback(_release_unclaimed)
+        raise
+
+
+def _release_unclaimed(future: Future[Any]) -> None:
+    """Release the Lease a worker thread took for a task that was cancelled meanwhile."""
+    if future.cancelled() or future.exception() is not None:
+        return
+    result = future.result()
+    lease = result[1] if isinstance(result, tuple) and result and result[0] == HOLD else result
+    if isinstance(lease, Lease):  # released in a thread: this may run on the event loop
+        threading.Thread(target=lease.release, name="django-perf-release", daemon=True).start()
+
+
 class AsyncCachedFunction(CachedFunction):
     """``cache_result`` on an ``async def``; ``.invalidate()`` and ``.refresh()`` are async."""
 
@@ -542,7 +573,7 @@ class AsyncCachedFunction(CachedFunction):
         holding = None
         if self._options.lock and getattr(getattr(cache, "_store", None), "redis", None):
 
-            def wait_for_lock() -> tuple[str, Any]:
+            def wait_for_lock(stop: threading.Event) -> tuple[str, Any]:
                 try:
                     return acquire_or_wait(
                         cache,
@@ -550,11 +581,12 @@ class AsyncCachedFunction(CachedFunction):
                         lambda: self._fresh(cache.get(key, MISSING)),
                         lease=self._options.lease,
                         wait=self._options.wait,
+                        stop=stop,
                     )
                 finally:
                     close_old_connections()
 
-            outcome, found = await sync_to_async(wait_for_lock, thread_sensitive=False)()
+            outcome, found = await _leasing_in_thread(wait_for_lock)
             if outcome == VALUE:
                 return found
             if outcome == ERROR:
@@ -590,8 +622,8 @@ class AsyncCachedFunction(CachedFunction):
         if not leader:
             return current
         try:
-            lease = await sync_to_async(_try_lease, thread_sensitive=False)(
-                cache, key, self._options.lease
+            lease = await _leasing_in_thread(
+                lambda stop: _try_lease(cache, key, self._options.lease)
             )
             if lease is False:
                 flight.succeed(current)

@@ -182,6 +182,7 @@ def acquire_or_wait(
     lease: float,
     wait: float | None,
     poll: float = 0.05,
+    stop: threading.Event | None = None,
 ) -> tuple[str, Any]:
     """Take the lock on ``key`` or wait for the process that holds it.
 
@@ -189,7 +190,8 @@ def acquire_or_wait(
     ``(VALUE, value)``: another process stored it (``read()`` returned it);
     ``(ERROR, exception)``: the holder's function raised it;
     ``(TIMEOUT, None)``: waited ``wait`` seconds; ``(UNAVAILABLE, None)``: no
-    Redis tier, or it failed (compute without the lock).
+    Redis tier, or it failed (compute without the lock). Once ``stop`` is set
+    (the caller is gone) it returns ``(TIMEOUT, None)`` without taking the lock.
     """
     store = getattr(cache, "_store", None)
     redis = getattr(store, "redis", None)
@@ -208,6 +210,8 @@ def acquire_or_wait(
         wakers.add(watched, event)
     try:
         while True:
+            if stop is not None and stop.is_set():
+                return TIMEOUT, None
             acquired = cache._call(redis, "lock", holding.acquire)
             if acquired is FAILED:
                 return UNAVAILABLE, None
@@ -223,6 +227,8 @@ def acquire_or_wait(
                     return UNAVAILABLE, None
                 event.wait(poll)
                 event.clear()
+                if stop is not None and stop.is_set():
+                    return TIMEOUT, None
                 value = read()
                 if value is not MISSING:
                     return VALUE, value
