@@ -107,7 +107,10 @@ def overview(
     now = time.time() if now is None else now
     step = STEPS[window]
     rows = stats.read(seconds, now=now, store=store)
-    routes = _sorted_routes(stats.route_stats(seconds, rows=rows, now=now), sort, order)
+    every = stats.route_stats(seconds, rows=rows, now=now)
+    # The busiest routes are listed whatever the sort; the sort orders those.
+    busiest = sorted(every, key=lambda r: (-r.count, r.route))[:ROUTE_ROWS]
+    routes = _sorted_routes(busiest, sort, order)
     hosts = stats.system_stats(now=now, store=store)
     series = _series(stats.time_series(seconds, step, now=now, store=store, rows=rows), step)
     series["memory"] = stats.memory_series(seconds, step, now=now, store=store)
@@ -126,8 +129,8 @@ def overview(
         "pools": stats.pool_usage(hosts),
         "hosts": _hosts(hosts),
         "series": series,
-        "routes": [r.as_dict() for r in routes[:ROUTE_ROWS]],
-        "routes_total": len(routes),
+        "routes": [r.as_dict() for r in routes],
+        "routes_total": len(every),
         "slow": [r.as_dict() for r in stats.slow_requests(seconds, limit=5, now=now, store=store)],
     }
 

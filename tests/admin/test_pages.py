@@ -143,6 +143,37 @@ def test_a_failing_store_is_a_server_error_not_a_bad_request(client_for, traffic
         assert client.get(url).status_code == 500, url
 
 
+def test_the_busiest_routes_are_listed_whatever_the_sort(client_for):
+    minute = int(time.time()) // 60 * 60 - 60
+    get_store().write({Key(minute, f"/r{n:03}/", "GET", "2xx"): series(n + 1) for n in range(150)})
+    client = client_for("viewer")
+    for query in ("", "?sort=route", "?sort=count&order=asc", "?sort=p95"):
+        data = client.get(DATA + query).json()
+        listed = {r["route"] for r in data["routes"]}
+        assert listed == {f"/r{n:03}/" for n in range(50, 150)}, query
+        assert data["routes_total"] == 150
+    by_route = client.get(DATA + "?sort=route").json()["routes"]
+    assert [r["route"] for r in by_route][:2] == ["/r050/", "/r051/"]
+
+
+def test_the_json_documents_have_the_documented_keys(client_for, traffic):
+    """docs/admin.rst lists every key of both documents."""
+    client = client_for("viewer")
+    overview = client.get(DATA).json()
+    assert set(overview) == {
+        "schema", "generated_at", "window", "window_seconds", "step", "store", "sort", "order",
+        "totals", "cache", "database", "pools", "hosts", "series", "routes", "routes_total",
+        "slow", "html",
+    }  # fmt: skip
+    assert "memory" in overview["series"]
+    route = client.get(DATA + "?route=" + quote(overview["routes"][0]["route"], safe="")).json()
+    assert set(route) == {
+        "schema", "generated_at", "window", "window_seconds", "step", "store", "route",
+        "totals", "cache", "database", "series", "latency_histogram", "query_counts",
+        "status_codes", "slow", "html",
+    }  # fmt: skip
+
+
 def test_gaps_in_traffic_are_gaps_in_the_charts(client_for):
     now = int(time.time())
     store = get_store()
