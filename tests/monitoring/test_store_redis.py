@@ -42,6 +42,15 @@ def test_batches_add_up_and_read_back(redis_url):
     }
 
 
+def test_a_route_holding_the_field_separator_reads_back(redis_url):
+    store = RedisStore(redis_url, prefix="sep")
+    route = "^a\x1fb/$"  # a re_path regex may hold any character
+    store.write({Key(NOW - 60, route, "GET", "2xx"): make_series(2)})
+    assert [(r.key.route, r.series.requests) for r in store.read(NOW - 300, NOW)] == [(route, 2)]
+    assert [r.series.requests for r in store.read(NOW - 300, NOW, route=route)] == [2]
+    assert {r.key.route: r.series.requests for r in store.read_totals()} == {route: 2}
+
+
 def test_keys_expire_after_their_retention(redis_url):
     store = RedisStore(redis_url, prefix="t", minute_retention=3600, hour_retention=86400)
     start = NOW - 120

@@ -274,7 +274,8 @@ class RedisStore(MetricsStore):
 def _parse(fields: Mapping[bytes, bytes], start: int) -> Iterable[tuple[Key, Series]]:
     found: dict[Key, Series] = {}
     for raw_field, raw_value in fields.items():
-        route, method, status, tag = raw_field.decode().split(SEP)
+        # From the right: a route (a URL pattern, e.g. a re_path regex) may hold SEP itself.
+        route, method, status, tag = raw_field.decode().rsplit(SEP, 3)
         key = Key(start, route, method, status)
         series = found.get(key)
         if series is None:
