@@ -19,12 +19,13 @@ same function ran about 200x slower. It is for one-off investigations.
 from __future__ import annotations
 
 import functools
+import inspect
 import io
 import logging
 import threading
 import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from contextlib import aclosing, contextmanager
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -41,6 +42,7 @@ __all__ = [
 logger = logging.getLogger("django_perf.monitoring.memory")
 
 F = TypeVar("F", bound=Callable[..., Any])
+Report = Callable[[tracemalloc.Snapshot], None]  # logs a monitored call's differences
 KEY_TYPES = ("filename", "lineno", "traceback")  # tracemalloc's ways to group statistics
 MAX_FRAMES = 65535  # the deepest traceback tracemalloc.start() accepts
 
@@ -180,12 +182,13 @@ def monitor_memory(
     level: int = logging.INFO,
     log: logging.Logger | None = None,
 ) -> Any:
-    """Decorator for sync and async functions: log the top allocation differences of each call.
+    """Decorator: log the top allocation differences of each call (sync, async, generators).
 
     ``@monitor_memory`` or ``@monitor_memory(limit=5, key_type="filename")``.
-    Logged to ``django_perf.monitoring.memory`` (or ``log``) at ``level``. A bad
-    ``key_type`` or ``frames`` raises ValueError here, when decorating; a report
-    that fails is logged and leaves the call's result or exception as it was.
+    Logged to ``django_perf.monitoring.memory`` (or ``log``) at ``level``. A
+    generator is measured from its first item until it is exhausted or closed.
+    A bad ``key_type`` or ``frames`` raises ValueError here, when decorating; a
+    report that fails is logged and leaves the call's result or exception as it was.
     """
     _check_options(key_type, frames)
 
@@ -193,31 +196,87 @@ def monitor_memory(
         label = f"{fn.__module__}.{fn.__qualname__}"
         target = log or logger
 
+        def report(before: tracemalloc.Snapshot) -> None:
+            _log_report(target, level, label, before, limit, key_type)
+
+        if inspect.isasyncgenfunction(fn):
+            return _monitor_async_generator(fn, frames, report)  # type: ignore[return-value]
+        if inspect.isgeneratorfunction(fn):
+            return _monitor_generator(fn, frames, report)  # type: ignore[return-value]
         if iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with tracing(frames):
-                    before = take_snapshot()
-                    try:
-                        return await fn(*args, **kwargs)
-                    finally:
-                        _log_report(target, level, label, before, limit, key_type)
-
-            return markcoroutinefunction(async_wrapper)  # type: ignore[return-value]
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with tracing(frames):
-                before = take_snapshot()
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    _log_report(target, level, label, before, limit, key_type)
-
-        return wrapper  # type: ignore[return-value]
+            return _monitor_coroutine(fn, frames, report)  # type: ignore[return-value]
+        return _monitor_function(fn, frames, report)  # type: ignore[return-value]
 
     return decorate(func) if func is not None else decorate
+
+
+@contextmanager
+def _monitored(frames: int, report: Report) -> Iterator[None]:
+    """Trace the block and report its differences when it ends, however it ends."""
+    with tracing(frames):
+        before = take_snapshot()
+        try:
+            yield
+        finally:
+            report(before)
+
+
+def _monitor_function(fn: Callable[..., Any], frames: int, report: Report) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _monitored(frames, report):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _monitor_coroutine(fn: Callable[..., Any], frames: int, report: Report) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _monitored(frames, report):
+            return await fn(*args, **kwargs)
+
+    return markcoroutinefunction(async_wrapper)
+
+
+def _monitor_generator(fn: Callable[..., Any], frames: int, report: Report) -> Callable[..., Any]:
+    """The whole iteration is traced: from the first ``next()`` to exhaustion or ``close()``."""
+
+    @functools.wraps(fn)
+    def generator_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        with _monitored(frames, report):
+            return (yield from fn(*args, **kwargs))
+
+    return generator_wrapper
+
+
+def _monitor_async_generator(
+    fn: Callable[..., Any], frames: int, report: Report
+) -> Callable[..., Any]:
+    """As :func:`_monitor_generator`; values sent and exceptions thrown in are passed on."""
+
+    @functools.wraps(fn)
+    async def async_generator_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        with _monitored(frames, report):
+            agen = fn(*args, **kwargs)
+            async with aclosing(agen):
+                sent, thrown = None, None
+                while True:
+                    try:
+                        item = await (
+                            agen.athrow(thrown) if thrown is not None else agen.asend(sent)
+                        )
+                    except StopAsyncIteration:
+                        return
+                    sent, thrown = None, None
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        raise  # closed: aclosing() closes the monitored generator too
+                    except BaseException as error:  # athrow() into the wrapper
+                        thrown = error
+
+    return async_generator_wrapper
 
 
 def _request_label(request: Any) -> str:

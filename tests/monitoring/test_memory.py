@@ -1,6 +1,8 @@
 """Memory tools: snapshots and diffs, @monitor_memory (sync and async), request profiling, lines."""
 
 import asyncio
+import contextlib
+import inspect
 import logging
 import tracemalloc
 
@@ -201,3 +203,91 @@ def test_a_failing_report_is_logged_and_leaves_the_call_as_it_was(caplog, wrap):
     assert "tracemalloc is not tracing" in caplog.records[0].exc_text
     with memory.tracing():  # the shared session is still consistent afterwards
         assert tracemalloc.is_tracing()
+
+
+def _rows(seen):
+    for _ in range(3):
+        seen.append(tracemalloc.is_tracing())
+        yield bytes(200_000)  # the rows' allocation
+
+
+async def _arows(seen):
+    for _ in range(3):
+        seen.append(tracemalloc.is_tracing())
+        yield bytes(200_000)  # the rows' allocation
+        await asyncio.sleep(0)
+
+
+def _rows_report(caplog, name):
+    [record] = caplog.records
+    lines = record.getMessage().splitlines()
+    assert lines[0].startswith(f"Memory of tests.monitoring.test_memory.{name}: +")
+    return lines[1]
+
+
+def test_monitor_memory_traces_a_generator_until_it_is_exhausted(caplog):
+    monitored = memory.monitor_memory(_rows, limit=1)
+    assert inspect.isgeneratorfunction(monitored)
+    seen = []
+    with caplog.at_level(logging.INFO, logger="django_perf.monitoring.memory"):
+        rows = monitored(seen)
+        assert caplog.records == []  # nothing ran yet
+        kept = list(rows)
+    assert len(kept) == 3
+    assert seen == [True, True, True]
+    assert "KiB (+3 blocks)" in _rows_report(caplog, "_rows")
+
+
+def test_a_generator_closed_early_is_reported_when_closed(caplog):
+    seen = []
+    with caplog.at_level(logging.INFO, logger="django_perf.monitoring.memory"):
+        rows = memory.monitor_memory(_rows, limit=1)(seen)
+        first = next(rows)
+        assert tracemalloc.is_tracing()
+        assert caplog.records == []
+        rows.close()
+    assert len(first) == 200_000
+    assert seen == [True]
+    assert "(+1 blocks)" in _rows_report(caplog, "_rows")
+
+
+def test_monitor_memory_traces_an_async_generator_until_it_is_exhausted_or_closed(caplog):
+    monitored = memory.monitor_memory(_arows, limit=1)
+    assert inspect.isasyncgenfunction(monitored)
+    seen = []
+
+    async def take(n):
+        rows, kept = monitored(seen), []
+        async with contextlib.aclosing(rows):
+            async for row in rows:
+                kept.append(row)
+                if len(kept) == n:
+                    break
+        return kept
+
+    with caplog.at_level(logging.INFO, logger="django_perf.monitoring.memory"):
+        assert len(asyncio.run(take(3))) == 3
+        assert "KiB (+3 blocks)" in _rows_report(caplog, "_arows")
+        caplog.clear()
+        assert len(asyncio.run(take(1))) == 1
+        assert "(+1 blocks)" in _rows_report(caplog, "_arows")
+    assert seen == [True] * 4
+
+
+def test_a_monitored_async_generator_passes_sent_values_and_thrown_exceptions_on():
+    async def echo():
+        received = []
+        while True:
+            try:
+                received.append((yield received[-1] if received else None))
+            except KeyError as error:
+                received.append(f"caught {error}")
+
+    async def talk():
+        talker = memory.monitor_memory(echo)()
+        assert await talker.asend(None) is None
+        assert await talker.asend("hello") == "hello"
+        assert await talker.athrow(KeyError("k")) == "caught 'k'"
+        await talker.aclose()
+
+    asyncio.run(talk())
