@@ -28,6 +28,9 @@ class Setting:
     accepts: Callable[[Any], bool]
     help: str
     section: str = "General"
+    #: Turns an accepted value into the one used (``clean(name, value)``), raising
+    #: ``ImproperlyConfigured`` for problems ``accepts`` cannot name (a dict's keys).
+    clean: Callable[[str, Any], Any] | None = None
 
 
 def _is_number(value: Any) -> bool:
@@ -89,6 +92,71 @@ def strings(name: str, default: tuple[str, ...], help: str, **kw: Any) -> Settin
     return Setting(name, default, "a list of strings", accepts, help, **kw)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_seconds(value: Any) -> bool:
+    return _is_number(value) and 0 < value < float("inf")
+
+
+def _max_size(value: Any) -> bool:
+    return value is None or (_is_int(value) and value >= 1)
+
+
+def _callable_or_none(value: Any) -> bool:
+    return value is None or callable(value)
+
+
+#: The psycopg_pool.AsyncConnectionPool options ASYNC_POOL may set, with what each accepts.
+#: The others (conninfo, kwargs, name, open, configure, check, connection_class) come from
+#: the database alias.
+ASYNC_POOL_OPTIONS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "min_size": ("an integer at least 0", lambda v: _is_int(v) and v >= 0),
+    "max_size": ("an integer at least 1, or None (min_size)", _max_size),
+    "timeout": ("a number of seconds greater than 0", _positive_seconds),
+    "max_waiting": ("an integer at least 0 (0: no limit)", lambda v: _is_int(v) and v >= 0),
+    "max_lifetime": ("a number of seconds greater than 0", _positive_seconds),
+    "max_idle": ("a number of seconds greater than 0", _positive_seconds),
+    "reconnect_timeout": ("a number of seconds greater than 0", _positive_seconds),
+    "num_workers": ("an integer at least 1", lambda v: _is_int(v) and v >= 1),
+    "reset": ("an async callable taking a connection, or None", _callable_or_none),
+    "reconnect_failed": ("a callable taking the pool, or None", _callable_or_none),
+}
+ASYNC_POOL_DEFAULTS: dict[str, Any] = {"min_size": 1, "max_size": 10, "timeout": 10.0}
+
+
+def clean_async_pool(name: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    """The user's async pool options merged over the defaults, each key and size checked."""
+    for key, option in value.items():
+        _check_async_pool_option(name, key, option)
+    options = {**ASYNC_POOL_DEFAULTS, **value}
+    min_size, max_size = options["min_size"], options["max_size"]
+    if (min_size if max_size is None else max_size) < max(min_size, 1):
+        given = "" if "max_size" in value else ", the default"
+        raise ImproperlyConfigured(
+            f"DJANGO_PERF[{name!r}]: max_size ({max_size}{given}) must be at least min_size "
+            f"({min_size}) and at least 1."
+        )
+    return options
+
+
+def _check_async_pool_option(name: str, key: str, option: Any) -> None:
+    if key not in ASYNC_POOL_OPTIONS:
+        close = difflib.get_close_matches(key, ASYNC_POOL_OPTIONS, n=1)
+        suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ImproperlyConfigured(
+            f"DJANGO_PERF[{name!r}][{key!r}] is not an async pool option{suggestion}; "
+            f"it accepts {', '.join(ASYNC_POOL_OPTIONS)}."
+        )
+    expected, accepts = ASYNC_POOL_OPTIONS[key]
+    if not accepts(option):
+        raise ImproperlyConfigured(
+            f"DJANGO_PERF[{name!r}][{key!r}] must be {expected}; "
+            f"got {option!r} ({type(option).__name__})."
+        )
+
+
 # Every DJANGO_PERF key. Each capability keeps its keys together in its own block.
 SETTINGS: tuple[Setting, ...] = (
     # --- General -------------------------------------------------------------
@@ -142,12 +210,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "ASYNC_POOL",
-        {"min_size": 1, "max_size": 10, "timeout": 10.0},
-        "a dict of psycopg_pool.AsyncConnectionPool options",
-        lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+        ASYNC_POOL_DEFAULTS,
+        "a dict of psycopg_pool.AsyncConnectionPool options: " + ", ".join(ASYNC_POOL_OPTIONS),
+        lambda v: isinstance(v, Mapping) and all(isinstance(k, str) for k in v),
         "Options of the async psycopg pools that django_perf.db.async_connection() opens "
-        "per database alias (min_size, max_size, timeout, max_idle, max_lifetime, ...).",
+        "per database alias. The keys given replace the defaults one by one: "
+        "``{'max_size': 20}`` keeps min_size 1 and timeout 10. Sizes are checked at startup "
+        "(max_size at least min_size and 1); durations are in seconds.",
         section="Database",
+        clean=clean_async_pool,
     ),
     # --- Streaming -------------------------------------------------------------
     boolean(
@@ -368,7 +439,7 @@ class PerfSettings:
                     f"DJANGO_PERF[{name!r}] must be {spec.expected}; "
                     f"got {value!r} ({type(value).__name__})."
                 )
-            values[name] = value
+            values[name] = value if spec.clean is None else spec.clean(name, value)
         return values
 
     def _unknown_key_message(self, key: Any) -> str:

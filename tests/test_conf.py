@@ -116,6 +116,58 @@ def test_every_setting_is_in_the_settings_reference():
     assert ".. django-perf-settings::" in page
 
 
+@pytest.mark.parametrize(
+    ("pool", "expected"),
+    [
+        (
+            {"max_sise": 5},
+            "DJANGO_PERF['ASYNC_POOL']['max_sise'] is not an async pool option "
+            "(did you mean 'max_size'?); it accepts min_size, max_size, timeout,",
+        ),
+        ({"name": "x"}, "DJANGO_PERF['ASYNC_POOL']['name'] is not an async pool option;"),
+        ({"kwargs": {}}, "DJANGO_PERF['ASYNC_POOL']['kwargs'] is not an async pool option;"),
+        (
+            {"max_size": "10"},
+            "DJANGO_PERF['ASYNC_POOL']['max_size'] must be an integer at least 1, or None "
+            "(min_size); got '10' (str).",
+        ),
+        ({"min_size": -1}, "['min_size'] must be an integer at least 0"),
+        ({"min_size": True}, "['min_size'] must be an integer at least 0; got True (bool)"),
+        ({"timeout": 0}, "['timeout'] must be a number of seconds greater than 0"),
+        ({"max_idle": float("inf")}, "['max_idle'] must be a number of seconds greater than 0"),
+        ({"num_workers": 0}, "['num_workers'] must be an integer at least 1"),
+        ({"reset": "reset"}, "['reset'] must be an async callable taking a connection"),
+        (
+            {"min_size": 5, "max_size": 2},
+            "DJANGO_PERF['ASYNC_POOL']: max_size (2) must be at least min_size (5) and at least 1.",
+        ),
+        ({"min_size": 20}, "max_size (10, the default) must be at least min_size (20)"),
+        ({"min_size": 0, "max_size": None}, "max_size (None) must be at least min_size (0)"),
+    ],
+)
+def test_async_pool_options_are_checked_naming_the_option(pool, expected):
+    with pytest.raises(ImproperlyConfigured) as raised:
+        PerfSettings().validate({"ASYNC_POOL": pool})
+    assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("pool", "expected"),
+    [
+        ({}, {"min_size": 1, "max_size": 10, "timeout": 10.0}),
+        ({"max_size": 20}, {"min_size": 1, "max_size": 20, "timeout": 10.0}),
+        ({"min_size": 0, "max_idle": 60}, {"min_size": 0, "max_size": 10, "timeout": 10.0,
+                                           "max_idle": 60}),
+        ({"min_size": 4, "max_size": None}, {"min_size": 4, "max_size": None, "timeout": 10.0}),
+    ],
+)  # fmt: skip
+def test_async_pool_options_replace_the_defaults_key_by_key(pool, expected):
+    conf = PerfSettings()
+    conf.validate({"ASYNC_POOL": pool})
+    options = conf.ASYNC_POOL
+    assert options == expected
+
+
 STARTUP = """
 import django
 from django.conf import settings
@@ -133,6 +185,10 @@ print("started")
             "DJANGO_PERF['STRCT'] is not a django-perf setting. Did you mean 'STRICT'?",
         ),
         ({"STRICT": 1}, "DJANGO_PERF['STRICT'] must be True or False; got 1 (int)."),
+        (
+            {"ASYNC_POOL": {"min_size": 5, "max_size": 2}},
+            "DJANGO_PERF['ASYNC_POOL']: max_size (2) must be at least min_size (5) and at least 1.",
+        ),
     ],
 )
 def test_a_wrong_setting_fails_at_startup(perf, message):

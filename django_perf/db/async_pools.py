@@ -149,7 +149,7 @@ def _build(alias: str) -> Any:
     from psycopg_pool import AsyncConnectionPool
 
     params, configure, wrapper = _connection_settings(alias)
-    options = {"min_size": 1, **perf_settings.ASYNC_POOL}
+    options = perf_settings.ASYNC_POOL  # checked and merged over the defaults by conf
     check = AsyncConnectionPool.check_connection if wrapper.settings_dict.get(
         "CONN_HEALTH_CHECKS"
     ) else None  # fmt: skip

@@ -161,6 +161,19 @@ def test_async_pool_runs_raw_sql_and_reports_its_load():
     assert not [s for s in pool_stats() if s["kind"] == "async"]  # closed pools are gone
 
 
+@postgres_only
+def test_async_pool_options_given_keep_the_other_defaults():
+    async def sizes() -> tuple[int, int, float]:
+        pool = await async_pool()
+        try:
+            return pool.min_size, pool.max_size, pool.timeout
+        finally:
+            await close_async_pools()
+
+    with override_settings(DJANGO_PERF={"ASYNC_POOL": {"max_size": 20}}):
+        assert asyncio.run(sizes()) == (1, 20, 10.0)  # not psycopg_pool's 4 and 30 s
+
+
 @pytest.mark.django_db
 @pytest.mark.sqlite
 def test_async_pools_are_for_postgresql():
