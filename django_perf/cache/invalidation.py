@@ -13,6 +13,7 @@
 from .engine import InvalidationReport, Progress, invalidate
 from .registry import (
     Registration,
+    RegistrationError,
     invalidate_instance,
     invalidate_model,
     register,
@@ -25,6 +26,7 @@ __all__ = [
     "InvalidationReport",
     "Progress",
     "Registration",
+    "RegistrationError",
     "atagged_key",
     "invalidate",
     "invalidate_instance",

@@ -35,6 +35,7 @@ from .patterns import check_pattern
 
 __all__ = [
     "Registration",
+    "RegistrationError",
     "Registry",
     "invalidate_instance",
     "invalidate_model",
@@ -79,6 +80,13 @@ class Bundle:
 
 
 Bundles = dict[str, Bundle]  # by cache alias
+
+
+class RegistrationError(Exception):
+    """A registration's callable failed for a row while ``invalidate(model=...)`` read it.
+
+    Not a ValueError: the arguments were fine, the registered code is at fault.
+    """
 
 
 @dataclass(frozen=True)
@@ -302,8 +310,7 @@ class Registry:
             manager = model._base_manager.db_manager(router.db_for_read(model))
             for instance in manager.all().iterator(chunk_size=2000):
                 found.rows += 1
-                for registration in regs:
-                    registration.collect(instance, bundle)
+                _collect_row(regs, instance, bundle)
         else:
             using = router.db_for_read(model)
             wanted = _to_pks(model, pks, using)
@@ -311,8 +318,7 @@ class Registry:
             for instance in _rows(model, wanted, using):
                 found.rows += 1
                 seen.add(instance.pk)
-                for registration in regs:
-                    registration.collect(instance, bundle)
+                _collect_row(regs, instance, bundle)
             found.missing = [pk for pk in wanted if pk not in seen]
         found.keys = sorted(bundle.keys)
         found.tags = bundle.tags
@@ -321,6 +327,17 @@ class Registry:
 
 
 registry = Registry()
+
+
+def _collect_row(regs: Sequence[Registration], instance: Any, bundle: Bundle) -> None:
+    for registration in regs:
+        try:
+            registration.collect(instance, bundle)
+        except Exception as error:
+            raise RegistrationError(
+                f"{registration} failed for {_label(type(instance))} pk={instance.pk!r}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
 
 
 def _integer_range(model: type[models.Model], using: str) -> tuple[int, int] | None:

@@ -11,14 +11,15 @@ import pytest
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
+from django.utils import timezone
 
-from django_perf.cache.invalidation import tagged_key
+from django_perf.cache.invalidation import register, registry, tagged_key
 from django_perf.cache.models import CacheEntry
 from django_perf.dashboard.models import Dashboard
 from django_perf.monitoring import stats
 from django_perf.monitoring.store import SlowRequest, get_store
 from testproject.blog.invalidation import article_key
-from testproject.blog.models import Article
+from testproject.blog.models import Article, Author
 from testproject.blog.seed import SeedSize, seed
 from tests.admin.conftest import DASHBOARD, INVALIDATE, RESET
 
@@ -257,6 +258,25 @@ def test_the_engines_refusals_come_back_on_the_form(client_for, cached):
     assert error.startswith("The pattern 'a[' has an unclosed '['")
     assert cache.get("page:1") == "PAGE:1"
     assert not LogEntry.objects.exists()
+
+
+def test_a_failing_registration_is_a_server_error_not_a_form_error(client_for, cached):
+    article = Article.objects.create(
+        author=Author.objects.create(name="a", email="a@x.org", joined_at=timezone.now()),
+        title="t", slug="t", body="", published_at=timezone.now(),
+    )  # fmt: skip
+    registration = register(Article, keys=lambda a: [{}["missing"]])
+    client = client_for("invalidator")
+    client.raise_request_exception = False
+    try:
+        response = client.post(
+            INVALIDATE,
+            {"kind": "model", "model": "blog.Article", "pks": str(article.pk), "alias": "default"},
+        )
+    finally:
+        registry.remove(registration)
+    assert response.status_code == 500
+    assert cache.get("page:1") == "PAGE:1"
 
 
 def test_the_model_field_suggests_the_registered_models(client_for):

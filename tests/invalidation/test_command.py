@@ -104,6 +104,22 @@ def test_model_and_pks_use_the_registrations(cache, comments):
     assert json.loads(out)["rows"] == 3
 
 
+def test_a_failing_registration_is_a_command_error_naming_it(cache, comments):
+    def keys(comment):
+        return [{}["missing"]]  # a bug in the registered code: KeyError
+
+    registration = register(Comment, keys=keys)
+    try:
+        with pytest.raises(CommandError) as raised:
+            run("--model", "blog.Comment", "--pk", str(comments[0].pk))
+    finally:
+        registry.remove(registration)
+    assert str(raised.value) == (
+        f"register(blog.Comment, keys={keys.__qualname__}) failed for blog.Comment "
+        f"pk={comments[0].pk}: KeyError: 'missing'"
+    )
+
+
 class Terminal(io.StringIO):
     """Typed answers on a stdin that says it is a terminal."""
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_perf.cache.invalidation import InvalidationReport, invalidate
+from django_perf.cache.invalidation import InvalidationReport, RegistrationError, invalidate
 from django_perf.cache.patterns import matches_everything
 
 PROGRESS_AFTER = 0.5  # seconds of scanning before progress is shown
@@ -147,7 +147,7 @@ class Command(BaseCommand):
                 dry_run=dry_run,
                 progress=progress,
             )
-        except (ValueError, LookupError) as error:
+        except (ValueError, LookupError, RegistrationError) as error:
             raise CommandError(str(error)) from error
         finally:
             progress.done()
