@@ -22,6 +22,7 @@ import functools
 import inspect
 import io
 import logging
+import os
 import threading
 import tracemalloc
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator
@@ -47,7 +48,7 @@ KEY_TYPES = ("filename", "lineno", "traceback")  # tracemalloc's ways to group s
 MAX_FRAMES = 65535  # the deepest traceback tracemalloc.start() accepts
 
 _lock = threading.Lock()
-_users = 0  # tracing() scopes open now
+_scopes: dict[object, int] = {}  # open tracing() blocks: a token each -> the thread that opened it
 _started_by_us = False
 
 
@@ -58,20 +59,45 @@ def tracing(frames: int = 1) -> Iterator[None]:
     Nested and concurrent blocks share one tracing session (tracemalloc is
     process-wide): it stops when the last block ends.
     """
-    global _users, _started_by_us
+    global _started_by_us
+    token = object()
     with _lock:
-        if _users == 0 and not tracemalloc.is_tracing():
+        if not _scopes and not tracemalloc.is_tracing():
             tracemalloc.start(frames)
             _started_by_us = True
-        _users += 1
+        _scopes[token] = threading.get_ident()
     try:
         yield
     finally:
         with _lock:
-            _users -= 1
-            if _users == 0 and _started_by_us:
-                tracemalloc.stop()
-                _started_by_us = False
+            _scopes.pop(token, None)  # already gone if a fork dropped it (see below)
+            _stop_if_unused()
+
+
+def _stop_if_unused() -> None:
+    """Stop tracemalloc if we started it and no tracing() block is open (call under _lock)."""
+    global _started_by_us
+    if not _scopes and _started_by_us:
+        tracemalloc.stop()
+        _started_by_us = False
+
+
+def _after_fork_in_child() -> None:
+    """Forget the blocks of threads a fork did not copy, so tracing does not outlive them.
+
+    Only the forking thread lives on in the child: its own open blocks are kept.
+    """
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    forking_thread = threading.get_ident()
+    for token, thread in list(_scopes.items()):
+        if thread != forking_thread:
+            del _scopes[token]
+    _stop_if_unused()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def take_snapshot() -> tracemalloc.Snapshot:

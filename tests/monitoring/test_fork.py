@@ -4,6 +4,8 @@ A child forked while the flusher thread is inside an import, a database call
 or a lock would inherit them held. The tick here is a stand-in that sleeps
 (the real flush is exercised by test_servers.py's preloaded gunicorn test);
 what is under test is the fork hook's wait and the parent's flusher resuming.
+Likewise a child does not go on tracing memory for monitored calls of threads
+the fork did not copy.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+import tracemalloc
+from collections.abc import Callable
 
 import pytest
 
 from django_perf.monitoring import flusher as flusher_module
 from django_perf.monitoring.flusher import Flusher
+from django_perf.monitoring.memory import monitor_memory, tracing
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 
@@ -70,3 +75,71 @@ def test_the_flusher_thread_itself_is_never_made_to_wait_for_its_own_tick(perf):
     assert results == [False]
     assert flusher.pause(timeout=0.1) is True  # from any other thread it takes the tick lock
     flusher.resume()
+
+
+def _fork_and_report(child: Callable[[], bytes]) -> bytes:
+    """Fork; the child runs ``child()``, sends back what it returns, and leaves at once."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write_end, child())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 64)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return answer
+
+
+def _tracing_now() -> bytes:
+    return b"tracing" if tracemalloc.is_tracing() else b"stopped"
+
+
+def test_a_child_forked_during_another_threads_monitored_call_stops_tracing():
+    inside, done = threading.Event(), threading.Event()
+
+    @monitor_memory
+    def long_job():
+        inside.set()
+        done.wait(10)
+
+    job = threading.Thread(target=long_job)
+    job.start()
+    try:
+        assert inside.wait(5)
+
+        def child() -> bytes:
+            at_fork = _tracing_now()  # the job's thread was not copied: nothing is monitored
+            with tracing():
+                pass
+            return at_fork + b" " + _tracing_now()
+
+        answer = _fork_and_report(child)
+        assert tracemalloc.is_tracing()  # the parent's job goes on being traced
+    finally:
+        done.set()
+        job.join(5)
+    assert answer == b"stopped stopped"
+    assert not tracemalloc.is_tracing()
+
+
+def test_a_child_forked_inside_its_own_tracing_block_traces_until_the_block_ends():
+    read_end, write_end = os.pipe()
+    states = []
+    with tracing():
+        pid = os.fork()
+        states.append(_tracing_now())
+    states.append(_tracing_now())
+    if pid == 0:  # the child left the block it was forked in, as the parent did
+        try:
+            os.write(write_end, b" ".join(states))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 64)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert answer == b"tracing stopped"
+    assert states == [b"tracing", b"stopped"]
