@@ -41,7 +41,7 @@ from django.db import close_old_connections
 from .argkeys import Unkeyable, encode
 from .backend import MISSING
 from .locks import ERROR, HOLD, VALUE, Lease, acquire_or_wait, store_error
-from .singleflight import LeaderGone, flights
+from .singleflight import LeaderGone, WaitedTooLong, flights
 from .tags import atagged_key, check_tags, fold, generations_in
 
 __all__ = ["AsyncCachedFunction", "CachedFunction", "cache_result"]
@@ -51,6 +51,9 @@ logger = logging.getLogger("django_perf.cache")
 KEY_PREFIX = "djp:fn:"
 EARLY_MODES = (None, "probabilistic", "stale")
 FRESH, EARLY, STALE = "fresh", "early", "stale"
+# In a process, a leader that has not finished after this many times ``wait`` is presumed
+# stuck: one waiter takes over, and a waiter outlasted by two leaders raises TimeoutError.
+STUCK_AFTER_WAITS = 10
 
 _refreshers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="django-perf-refresh")
 _tasks: set[asyncio.Task[Any]] = set()  # background refreshes of async functions
@@ -140,6 +143,7 @@ class Options:
         self.lock = bool(lock)
         self.lease = float(lease)
         self.wait = wait
+        self.stuck_after = None if wait is None else STUCK_AFTER_WAITS * wait
         self.early = early
         self.stale_ttl = float(stale_ttl)
         self.stale_on_error = bool(stale_on_error)
@@ -362,25 +366,41 @@ class CachedFunction:
         return self._miss(cache, key, args, kwargs, stale)
 
     def _miss(self, cache: Any, key: str, args: Any, kwargs: Any, stale: Any) -> Any:
-        while True:
-            flight, leader = flights.join(key)
-            if not leader:
-                try:
-                    return flight.wait(self._options.wait)
-                except LeaderGone:
-                    continue
-                except TimeoutError:
-                    return self._compute(cache, key, args, kwargs)
+        flight, leader = flights.join(key)
+        patience = 2  # leaders a waiter outlasts before it gives up
+        while not leader:
+            stuck = False
             try:
-                value = self._lead(cache, key, args, kwargs, stale)
-            except BaseException as error:
-                flight.fail(error)
-                raise
-            else:
-                flight.succeed(value)
-                return value
-            finally:
-                flights.leave(flight)
+                return flight.wait(self._options.stuck_after)
+            except LeaderGone:
+                pass
+            except WaitedTooLong:
+                patience -= 1
+                if not patience:
+                    raise
+                stuck = True
+            flight, leader = flights.take_over(flight)
+            if leader and stuck:
+                self._presume_stuck(key)
+        try:
+            value = self._lead(cache, key, args, kwargs, stale)
+        except BaseException as error:
+            flight.fail(error)
+            raise
+        else:
+            flight.succeed(value)
+            return value
+        finally:
+            flights.leave(flight)
+
+    def _presume_stuck(self, key: str) -> None:
+        """Log a leader that outlasted its waiters: this one computes instead."""
+        logger.warning(
+            "%s: the caller computing %r has not finished in %g s; computing it again.",
+            self.name,
+            key,
+            self._options.stuck_after,
+        )
 
     def _lead(self, cache: Any, key: str, args: Any, kwargs: Any, stale: Any) -> Any:
         holding = None
@@ -549,25 +569,32 @@ class AsyncCachedFunction(CachedFunction):
         return await self._amiss(cache, key, args, kwargs, stale)
 
     async def _amiss(self, cache: Any, key: str, args: Any, kwargs: Any, stale: Any) -> Any:
-        while True:
-            flight, leader = flights.join(key)
-            if not leader:
-                try:
-                    return await flight.await_(self._options.wait)
-                except LeaderGone:
-                    continue
-                except TimeoutError:
-                    return await self._acompute(cache, key, args, kwargs)
+        flight, leader = flights.join(key)
+        patience = 2  # leaders a waiter outlasts before it gives up
+        while not leader:
+            stuck = False
             try:
-                value = await self._alead(cache, key, args, kwargs, stale)
-            except BaseException as error:
-                flight.fail(error)
-                raise
-            else:
-                flight.succeed(value)
-                return value
-            finally:
-                flights.leave(flight)
+                return await flight.await_(self._options.stuck_after)
+            except LeaderGone:
+                pass
+            except WaitedTooLong:
+                patience -= 1
+                if not patience:
+                    raise
+                stuck = True
+            flight, leader = flights.take_over(flight)
+            if leader and stuck:
+                self._presume_stuck(key)
+        try:
+            value = await self._alead(cache, key, args, kwargs, stale)
+        except BaseException as error:
+            flight.fail(error)
+            raise
+        else:
+            flight.succeed(value)
+            return value
+        finally:
+            flights.leave(flight)
 
     async def _alead(self, cache: Any, key: str, args: Any, kwargs: Any, stale: Any) -> Any:
         holding = None

@@ -5,7 +5,9 @@ runs wait for its result, whether they are threads or asyncio tasks on any
 event loop. A flight is a ``concurrent.futures.Future``: threads block on
 it, tasks await it through ``asyncio.wrap_future``. If the leader raises,
 every waiter gets the same exception. If the leader is cancelled or
-interrupted, waiters are not: they start over, and one of them leads.
+interrupted, waiters are not: one of them takes over with a new flight, and
+the others wait for that one. A waiter given a time limit raises
+``WaitedTooLong`` (a ``TimeoutError``) when its leader outlasts it.
 """
 
 from __future__ import annotations
@@ -13,14 +15,21 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait as wait_for_futures
 from typing import Any
 
-__all__ = ["Flight", "Flights", "LeaderGone", "flights"]
+__all__ = ["Flight", "Flights", "LeaderGone", "WaitedTooLong", "flights"]
 
 
 class LeaderGone(Exception):
     """The leader stopped without a result (cancelled, interrupted): start over."""
+
+
+class WaitedTooLong(TimeoutError):
+    """The leader did not finish in the waiter's time (not a TimeoutError the leader raised)."""
+
+    def __init__(self, key: str, timeout: float) -> None:
+        super().__init__(f"waited {timeout:g} s for another caller computing {key!r}")
 
 
 def _caller() -> tuple[int, int | None]:
@@ -30,6 +39,11 @@ def _caller() -> tuple[int, int | None]:
     except RuntimeError:
         task = None
     return threading.get_ident(), None if task is None else id(task)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class Flight:
@@ -57,24 +71,18 @@ class Flight:
 
     def wait(self, timeout: float | None = None) -> Any:
         """Block until the leader is done; its value, or its exception raised here."""
-        try:
-            return self.future.result(timeout)
-        except FutureTimeout:
-            raise TimeoutError(
-                f"waited {timeout:g} s for another caller computing {self.key!r}"
-            ) from None
+        if not wait_for_futures([self.future], timeout).done:
+            raise WaitedTooLong(self.key, timeout or 0)
+        return self.future.result()
 
     async def await_(self, timeout: float | None = None) -> Any:
-        """The same for asyncio tasks, on any event loop."""
+        """The same for asyncio tasks, on any event loop (cancelling one never cancels it)."""
         wrapped = asyncio.wrap_future(self.future)
-        try:
-            if timeout is None:
-                return await asyncio.shield(wrapped)
-            return await asyncio.wait_for(asyncio.shield(wrapped), timeout)
-        except TimeoutError:
-            raise TimeoutError(
-                f"waited {timeout:g} s for another caller computing {self.key!r}"
-            ) from None
+        wrapped.add_done_callback(_retrieved)  # a waiter that gave up logs no "never retrieved"
+        done, _ = await asyncio.wait({wrapped}, timeout=timeout)
+        if not done:
+            raise WaitedTooLong(self.key, timeout or 0)
+        return wrapped.result()
 
 
 class Flights:
@@ -98,6 +106,21 @@ class Flights:
             flight = Flight(key)
             if key not in self._flights:
                 self._flights[key] = flight
+            return flight, True
+
+    def take_over(self, gone: Flight) -> tuple[Flight, bool]:
+        """After ``gone``'s leader stopped or seems stuck: a new flight for its key.
+
+        The first waiter to ask leads it (True); later ones join it, so at most
+        one waiter takes over from a leader.
+        """
+        with self._lock:
+            current = self._flights.get(gone.key)
+            if current is not None and current is not gone:
+                current.waiters += 1
+                return current, False
+            flight = Flight(gone.key)
+            self._flights[gone.key] = flight
             return flight, True
 
     def leave(self, flight: Flight) -> None:
