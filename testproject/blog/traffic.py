@@ -83,6 +83,12 @@ def warm_up(rounds: int = 3) -> Counter[int]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+    sampler = None
+    if perf_settings.MONITORING_SYSTEM_INTERVAL:
+        from django_perf.monitoring.system import SystemSampler
+
+        # Made (primed) before the traffic, sampled after it: CPU is measured over the run.
+        sampler = SystemSampler(perf_settings.MONITORING_DISK_PATH)
     server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler)
     server.set_app(get_wsgi_application())
     thread = threading.Thread(target=server.serve_forever, name="demo-warm-up", daemon=True)
@@ -93,9 +99,7 @@ def warm_up(rounds: int = 3) -> Counter[int]:
     finally:
         server.shutdown()
         server.server_close()
-    if perf_settings.MONITORING_SYSTEM_INTERVAL:
-        from django_perf.monitoring.system import SystemSampler
-
-        get_recorder().add_sample(SystemSampler(perf_settings.MONITORING_DISK_PATH).sample())
+    if sampler is not None:
+        get_recorder().add_sample(sampler.sample())
     flush()
     return statuses

@@ -41,6 +41,7 @@ def test_the_demo_serves_a_dashboard_with_charts_from_its_first_page(tmp_path):
     assert len(data["routes"]) >= 8
     assert data["slow"][0]["path"] == "/monitoring/slow/650/"
     assert data["hosts"]  # the warm-up took a system sample
+    assert data["hosts"][0]["cpu_percent"] is not None  # measured over the warm-up
     assert data["cache"]["memory"]["hits"] > 0
     assert "perf-chart-empty" not in page  # every chart drew, memory included
     assert page.count('class="perf-svg"') == 5
