@@ -3,7 +3,8 @@
 One :class:`PoolStats` per database alias (Django's native psycopg pool, or the
 connections Django keeps per thread when there is no pool), per async pool
 opened by :func:`~django_perf.db.async_connection`, and per Redis cache. Reading
-stats never opens a pool or a connection.
+stats never opens a connection, nor builds a cache backend that could (a
+TieredCache's invalidation listener).
 """
 
 from __future__ import annotations
@@ -143,36 +144,57 @@ def track_connections() -> None:
 
 # --- Redis caches -----------------------------------------------------------------------
 
-REDIS_BACKENDS = ("django_redis.", "django.core.cache.backends.redis.", "django_perf.")
+#: django-redis backends: building one connects nothing, and their pools are process-wide.
+DJANGO_REDIS_BACKENDS = "django_redis."
+#: django-perf's backends offer ``connection_pools()``; building one may start its
+#: invalidation listener, so only a backend this thread already has is asked.
+DJANGO_PERF_BACKENDS = "django_perf."
 
 
 def cache_stats(alias: str, config: dict[str, Any]) -> PoolStats | None:
     """Stats of a Redis cache's connection pools (summed over its servers), else None.
 
-    Knows django-redis and Django's own Redis backend; django-perf's own
-    backends take part by offering a ``connection_pools()`` method that returns
-    their redis-py pools.
+    Knows django-redis, whose pools are shared by the whole process, and
+    django-perf's own backends, which offer a ``connection_pools()`` method and
+    are read only where the calling thread already built them. Django's own
+    Redis backend is not reported: each thread's backend has pools of its own,
+    so no thread sees the process's connections.
     """
     backend = config.get("BACKEND", "")
-    if not backend.startswith(REDIS_BACKENDS):
+    if backend.startswith(DJANGO_REDIS_BACKENDS):
+        cache = _cache(alias, build=True)
+    elif backend.startswith(DJANGO_PERF_BACKENDS):
+        cache = _cache(alias, build=False)
+    else:
         return None
+    pools = _redis_pools(cache) if cache is not None else None
+    if not pools:  # a TieredCache without a Redis tier has none
+        return None
+    return _summed("cache", alias, pools)
+
+
+def _cache(alias: str, *, build: bool) -> Any:
+    """The alias's cache backend; unless ``build``, only one this thread already has."""
     from django.core.cache import caches
 
+    if not build:
+        # Django 5.2's CacheHandler keeps its backends per thread in _connections.
+        return getattr(caches._connections, alias, None)
     try:
-        pools = _redis_pools(caches[alias])
+        return caches[alias]
     except Exception:  # a cache that cannot even be built has no pools to report
         return None
-    if pools is None:
-        return None
-    in_use = idle = 0
-    max_size = 0
+
+
+def _summed(kind: str, alias: str, pools: list[Any]) -> PoolStats:
+    in_use = idle = max_size = 0
     for pool in pools:
         pool_idle, pool_in_use = _redis_counts(pool)
         idle += pool_idle
         in_use += pool_in_use
         max_size += getattr(pool, "max_connections", 0) or 0
     return _stats(
-        "cache",
+        kind,
         alias,
         size=idle + in_use,
         in_use=in_use,
@@ -197,10 +219,6 @@ def _redis_pools(cache: Any) -> list[Any] | None:
             factory.get_or_create_connection_pool(factory.make_connection_params(url))
             for url in servers
         ]
-    django_client = getattr(cache, "_cache", None)
-    built = getattr(django_client, "_pools", None)
-    if isinstance(built, dict):  # django.core.cache.backends.redis: pools built on use
-        return list(built.values())
     return None
 
 

@@ -219,6 +219,86 @@ def test_redis_cache_pool_stats_change_under_load(redis_url):
     assert after["size"] == after["idle"]
 
 
+def cache_entries() -> list[PoolStats]:
+    return [s for s in pool_stats() if s["kind"] == "cache"]
+
+
+def redis_clients(url: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return len(client.client_list()) - 1  # not this one
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def fresh_stores() -> Any:
+    """TieredCache stores (and their invalidation listeners) made by the test are closed."""
+    from django_perf.cache.store import reset_stores
+
+    yield
+    reset_stores()
+
+
+def tiered(location: str, *tiers: dict[str, Any]) -> dict[str, Any]:
+    return {"BACKEND": "django_perf.cache.TieredCache", "LOCATION": location,
+            "OPTIONS": {"TIERS": [{"KIND": "memory", "MAX_TIMEOUT": 30}, *tiers]}}  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_tiered_cache_without_redis_is_not_a_redis_cache(fresh_stores):
+    with override_settings(CACHES={"default": tiered("stats-memory-only")}):
+        caches["default"].set("k", 1)
+        assert caches["default"].connection_pools() == []
+        assert cache_entries() == []
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_reading_stats_builds_no_tiered_cache_and_opens_nothing(redis_url, fresh_stores):
+    # Building a TieredCache with a Redis tier starts its invalidation listener: pool_stats()
+    # reads only a backend the calling thread has already (the monitor's thread included).
+    redis_tier = {"KIND": "redis", "LOCATION": redis_url}
+    with override_settings(CACHES={"default": tiered("stats-unused", redis_tier)}):
+        before = redis_clients(redis_url)
+        assert in_thread(cache_entries) == []
+        time.sleep(0.5)  # a listener started by it would have connected by now
+        assert redis_clients(redis_url) <= before
+        caches["default"].set("k", 1)  # this thread's backend now exists, and its pool
+        (entry,) = cache_entries()
+        assert (entry["alias"], entry["details"]) == ("default", {"servers": 1})
+        assert entry["size"] >= 1
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_django_redis_pools_are_seen_from_every_thread(redis_url):
+    config = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": redis_url.rsplit("/", 1)[0] + "/8",
+        "OPTIONS": {"CONNECTION_POOL_KWARGS": {"max_connections": 5}},
+    }
+    with override_settings(CACHES={"default": config}):
+        caches["default"].set("k", 1)
+        (here,) = cache_entries()
+        (there,) = in_thread(cache_entries)  # as the monitoring flusher reads them
+    assert there["size"] == here["size"] >= 1
+    assert there["max_size"] == 5
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_djangos_own_redis_backend_is_not_reported(redis_url):
+    # Its pools belong to each thread's backend object: another thread would see none.
+    config = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+    with override_settings(CACHES={"default": config}):
+        caches["default"].set("k", 1)
+        assert cache_entries() == []
+        assert in_thread(cache_entries) == []
+
+
 @postgres_only
 def test_uvicorn_closes_the_async_pool_at_shutdown(server_env):
     with serve("uvicorn", server_env) as server:
