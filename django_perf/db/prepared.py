@@ -51,6 +51,12 @@ def _names_on(raw: Any) -> dict[str, str]:
         return names
 
 
+def _in_transaction(connection: BaseDatabaseWrapper) -> bool:
+    """Inside ``atomic()`` or with autocommit off: a failed statement has aborted the
+    transaction, so nothing more may run in it (no retry)."""
+    return connection.in_atomic_block or not connection.get_autocommit()
+
+
 def to_dollar_params(sql: str) -> tuple[str, int]:
     """Turn ``%s`` placeholders into ``$1, $2, ...`` (``%%`` is a literal ``%``); count them."""
     out: list[str] = []
@@ -161,7 +167,7 @@ class PreparedQuery:
         try:
             return self._execute_prepared(connection, params, read)
         except ProgrammingError as error:
-            if not self._statement_lost(error) or connection.in_atomic_block:
+            if not self._statement_lost(error) or _in_transaction(connection):
                 raise
             # This statement was dropped behind our back (DISCARD ALL, DEALLOCATE): prepare
             # it again and retry once. Others find out for themselves when they next run
@@ -181,7 +187,7 @@ class PreparedQuery:
                     # Prepared already (by an earlier copy of this query): use it, if it is
                     # this statement. Not in a transaction, though: the failed PREPARE has
                     # aborted that.
-                    if not self._already_prepared(error) or connection.in_atomic_block:
+                    if not self._already_prepared(error) or _in_transaction(connection):
                         raise
                     known = self._server_statement(cursor)
                     if known != prepare:

@@ -143,6 +143,24 @@ def test_statements_dropped_behind_its_back_are_prepared_again(kitchen):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
+def test_a_statement_lost_with_autocommit_off_fails_as_itself(kitchen):
+    """No retry in the transaction set_autocommit(False) opened: the real error surfaces."""
+    query = PreparedQuery(JOIN)
+    assert query.fetchall([0, ""]) == EXPECTED
+    with connection.connection.cursor() as raw:
+        raw.execute("DEALLOCATE ALL")
+    transaction.set_autocommit(False)
+    try:
+        with pytest.raises(ProgrammingError, match="does not exist"):
+            query.fetchall([0, ""])
+    finally:
+        transaction.rollback()
+        transaction.set_autocommit(True)
+    assert query.fetchall([0, ""]) == EXPECTED  # prepared again once out of it
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
 def test_one_statement_dropped_leaves_the_others_prepared(kitchen):
     """Losing one statement re-prepares that one only; the others still run as prepared."""
     join, count = PreparedQuery(JOIN), PreparedQuery("SELECT count(*) FROM bulkdemo_kitchen")
