@@ -41,7 +41,7 @@ from django.db import close_old_connections
 from .argkeys import Unkeyable, encode
 from .backend import MISSING
 from .locks import ERROR, HOLD, VALUE, Lease, acquire_or_wait, store_error
-from .singleflight import LeaderGone, WaitedTooLong, flights
+from .singleflight import Flights, LeaderGone, WaitedTooLong, flights
 from .tags import atagged_key, check_tags, fold, generations_in
 
 __all__ = ["AsyncCachedFunction", "CachedFunction", "cache_result"]
@@ -57,6 +57,9 @@ STUCK_AFTER_WAITS = 10
 
 _refreshers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="django-perf-refresh")
 _tasks: set[asyncio.Task[Any]] = set()  # background refreshes of async functions
+# Early and stale refreshes have flights of their own: a miss (after an invalidation) never
+# joins one, so it never gets the old value a failed refresh keeps.
+refreshes = Flights()
 # Threads in which async functions wait for (or take) a Redis lease.
 _lock_threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="django-perf-lock")
 
@@ -360,7 +363,7 @@ class CachedFunction:
                 return self._refresh_quietly(cache, key, args, kwargs, value)
             stale = value
             if self._options.early == "stale":
-                if not flights.running(key):
+                if not refreshes.running(key):
                     _refreshers.submit(self._refresh_in_background, cache, key, args, kwargs, value)
                 return value
         return self._miss(cache, key, args, kwargs, stale)
@@ -442,7 +445,7 @@ class CachedFunction:
 
     def _refresh_quietly(self, cache: Any, key: str, args: Any, kwargs: Any, current: Any) -> Any:
         """Recompute ahead of expiry unless another caller (or process) already does."""
-        flight, leader = flights.join(key)
+        flight, leader = refreshes.join(key)
         if not leader:
             return current
         try:
@@ -464,7 +467,7 @@ class CachedFunction:
             flight.fail(error)
             raise
         finally:
-            flights.leave(flight)
+            refreshes.leave(flight)
 
     def _keep_current(self, error: Exception) -> None:
         """Log an early refresh that failed: the caller keeps the value it has."""
@@ -559,7 +562,7 @@ class AsyncCachedFunction(CachedFunction):
                 return await self._arefresh_quietly(cache, key, args, kwargs, value)
             stale = value
             if self._options.early == "stale":
-                if not flights.running(key):
+                if not refreshes.running(key):
                     task = asyncio.get_running_loop().create_task(
                         self._arefresh_quietly(cache, key, args, kwargs, value)
                     )
@@ -645,7 +648,7 @@ class AsyncCachedFunction(CachedFunction):
     async def _arefresh_quietly(
         self, cache: Any, key: str, args: Any, kwargs: Any, current: Any
     ) -> Any:
-        flight, leader = flights.join(key)
+        flight, leader = refreshes.join(key)
         if not leader:
             return current
         try:
@@ -669,7 +672,7 @@ class AsyncCachedFunction(CachedFunction):
             flight.fail(error)
             raise
         finally:
-            flights.leave(flight)
+            refreshes.leave(flight)
 
     async def invalidate(self, *args: Any, **kwargs: Any) -> bool:  # type: ignore[override]
         """Drop the cached result for these arguments; True if there was one."""
