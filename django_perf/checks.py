@@ -264,8 +264,11 @@ def _pool_option_errors(alias: str, pool: Any) -> list[checks.CheckMessage]:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             problems.append(f"{key} must be a non-negative integer, not {value!r}")
     min_size, max_size = pool.get("min_size", 4), pool.get("max_size")
-    if isinstance(min_size, int) and isinstance(max_size, int) and max_size < max(min_size, 1):
-        problems.append(f"max_size ({max_size}) is below min_size ({min_size}) or zero")
+    # psycopg_pool reads a missing max_size as min_size: min_size 0 alone is a pool of none.
+    effective = min_size if max_size is None else max_size
+    if isinstance(min_size, int) and isinstance(effective, int) and effective < max(min_size, 1):
+        shown = f"not set, so min_size: {effective}" if max_size is None else max_size
+        problems.append(f"max_size ({shown}) is below min_size ({min_size}) or zero")
     return [
         _database_error(
             alias,

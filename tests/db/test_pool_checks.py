@@ -52,12 +52,20 @@ def test_the_checks_are_registered():
         ({"OPTIONS": {"pool": {"max_sise": 4}}}, ["django_perf.E203"]),
         ({"OPTIONS": {"pool": {"min_size": 5, "max_size": 2}}}, ["django_perf.E203"]),
         ({"OPTIONS": {"pool": {"max_size": -1}}}, ["django_perf.E203", "django_perf.E203"]),
+        ({"OPTIONS": {"pool": {"min_size": 0}}}, ["django_perf.E203"]),  # max_size: min_size
+        ({"OPTIONS": {"pool": {"min_size": 0, "max_size": 1}}}, []),
+        ({"OPTIONS": {"pool": {"min_size": 3}}}, []),
         ({"OPTIONS": {"pool": "yes"}}, ["django_perf.E203"]),
         ({"CONN_MAX_AGE": 60}, []),  # persistent connections without a pool: fine under WSGI
     ],
 )
 def test_native_pool_options(config, expected):
     assert database_checks(database(**config)) == expected
+
+
+def test_min_size_zero_without_max_size_says_why():
+    (error,) = checks.pool_messages(database(OPTIONS={"pool": {"min_size": 0}}), asgi=False)
+    assert "max_size (not set, so min_size: 0) is below min_size (0) or zero" in error.msg
 
 
 def test_unknown_pool_options_get_a_suggestion():
