@@ -9,6 +9,7 @@ The settings reference in the docs is generated from ``SETTINGS`` below.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,15 +54,21 @@ def number(
     unit: str = "",
     **kw: Any,
 ) -> Setting:
-    """A number (or integer) above ``minimum`` (at or above it when not ``exclusive``)."""
-    kind = "an integer" if integer else "a number"
+    """A finite number (or integer) above ``minimum`` (at or above it when not ``exclusive``).
+
+    Finite because these are durations, sizes and counts: an infinite interval would
+    only fail later, in a background thread (``Event.wait(inf)`` overflows).
+    """
+    kind = "an integer" if integer else "a finite number"
     bound = f"greater than {minimum}" if exclusive else f"at least {minimum}"
     expected = f"{kind}{' of ' + unit if unit else ''} {bound}" + (" or None" if allow_none else "")
 
     def accepts(value: Any) -> bool:
         if value is None:
             return allow_none
-        if not _is_number(value) or (integer and not isinstance(value, int)):
+        if not _is_number(value) or not math.isfinite(value):
+            return False
+        if integer and not isinstance(value, int):
             return False
         return value > minimum if exclusive else value >= minimum
 
@@ -97,7 +104,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _positive_seconds(value: Any) -> bool:
-    return _is_number(value) and 0 < value < float("inf")
+    return _is_number(value) and math.isfinite(value) and value > 0
 
 
 def _max_size(value: Any) -> bool:
@@ -413,7 +420,7 @@ class PerfSettings:
         if user_settings is None:
             from django.conf import settings
 
-            user_settings = getattr(settings, "DJANGO_PERF", None) or {}
+            user_settings = getattr(settings, "DJANGO_PERF", {})
         self.__dict__.update(self.resolve(user_settings))
 
     def reload(self) -> None:

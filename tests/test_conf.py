@@ -43,12 +43,14 @@ def test_user_values_override_defaults():
     ("key", "value", "expected"),
     [
         ("ENABLED", "yes", "DJANGO_PERF['ENABLED'] must be True or False; got 'yes' (str)."),
-        ("INTERVAL", "5", "must be a number of seconds greater than 0; got '5' (str)"),
-        ("INTERVAL", 0, "must be a number of seconds greater than 0; got 0 (int)"),
+        ("INTERVAL", "5", "must be a finite number of seconds greater than 0; got '5' (str)"),
+        ("INTERVAL", 0, "must be a finite number of seconds greater than 0; got 0 (int)"),
+        ("INTERVAL", float("inf"), "a finite number of seconds greater than 0; got inf (float)"),
+        ("INTERVAL", float("nan"), "a finite number of seconds greater than 0; got nan (float)"),
         ("INTERVAL", True, "got True (bool)"),
         ("LIMIT", 2.5, "DJANGO_PERF['LIMIT'] must be an integer at least 1; got 2.5 (float)."),
         ("LIMIT", 0, "must be an integer at least 1"),
-        ("TIMEOUT", "1", "a number greater than 0 or None"),
+        ("TIMEOUT", "1", "a finite number greater than 0 or None"),
         ("STORE", "memcached", "must be one of 'database', 'redis'; got 'memcached'"),
         ("EXCLUDE", "/static/", "must be a list of strings; got '/static/' (str)"),
         ("EXCLUDE", ["/a/", 3], "must be a list of strings"),
@@ -80,6 +82,22 @@ def test_settings_that_are_not_a_dict_are_rejected():
         ImproperlyConfigured, match="must be a dict of django-perf settings, got list"
     ):
         PerfSettings(SPECS).validate([("ENABLED", True)])
+
+
+@pytest.mark.parametrize("value", [[], "", (), None])
+def test_django_perf_set_to_something_other_than_a_dict_is_rejected(value):
+    """An empty list or string is no more a dict than a full one: say so, do not ignore it."""
+    with override_settings(DJANGO_PERF=value), pytest.raises(ImproperlyConfigured) as raised:
+        perf_settings.STRICT  # noqa: B018
+    assert "settings.DJANGO_PERF must be a dict of django-perf settings, got" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "key", ["MONITORING_FLUSH_INTERVAL", "MONITORING_SYSTEM_INTERVAL", "MONITORING_SLOW_REQUEST_MS"]
+)
+def test_durations_must_be_finite(key):
+    with pytest.raises(ImproperlyConfigured, match=rf"DJANGO_PERF\['{key}'\] must be a finite"):
+        PerfSettings().validate({key: float("inf")})
 
 
 def test_reading_a_name_that_is_not_a_setting_is_an_attribute_error():
@@ -185,6 +203,8 @@ print("started")
             "DJANGO_PERF['STRCT'] is not a django-perf setting. Did you mean 'STRICT'?",
         ),
         ({"STRICT": 1}, "DJANGO_PERF['STRICT'] must be True or False; got 1 (int)."),
+        ([], "settings.DJANGO_PERF must be a dict of django-perf settings, got list."),
+        ("", "settings.DJANGO_PERF must be a dict of django-perf settings, got str."),
         (
             {"ASYNC_POOL": {"min_size": 5, "max_size": 2}},
             "DJANGO_PERF['ASYNC_POOL']: max_size (2) must be at least min_size (5) and at least 1.",
