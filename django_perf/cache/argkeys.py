@@ -3,7 +3,8 @@
 A key must not depend on anything that changes between runs or processes:
 ``repr()`` of an object holds its address, ``hash()`` of a string is
 randomized per process, dict order and set order are incidental. Values
-are encoded by type into bytes (sets and dicts sorted by their encoding),
+are encoded by type into bytes (sets and dicts sorted by their encoding,
+OrderedDicts in their order, which their equality depends on),
 and the bytes hashed with BLAKE2b. A model instance is keyed by its label and
 primary key; an object may define ``__cache_key__()`` returning a keyable
 value; anything else is refused with a ``TypeError`` naming the argument.
@@ -17,6 +18,7 @@ import decimal
 import enum
 import hashlib
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -82,7 +84,8 @@ def _set(value: Any, out: list[bytes], path: str) -> None:
     out.append(b")")
 
 
-def _dict(value: dict[Any, Any], out: list[bytes], path: str) -> None:
+def _items(value: dict[Any, Any], path: str) -> list[tuple[bytes, bytes]]:
+    """The encoded (key, value) pairs of a mapping, in its iteration order."""
     items = []
     for key, item in value.items():
         encoded_key: list[bytes] = []
@@ -90,12 +93,24 @@ def _dict(value: dict[Any, Any], out: list[bytes], path: str) -> None:
         encoded_value: list[bytes] = []
         encode(item, encoded_value, f"{path}[{key!r}]")
         items.append((b"".join(encoded_key), b"".join(encoded_value)))
-    items.sort()
-    out.append(b"d%d(" % len(items))
+    return items
+
+
+def _mapping(tag: bytes, items: list[tuple[bytes, bytes]], out: list[bytes]) -> None:
+    out.append(tag + b"%d(" % len(items))
     for encoded_key, encoded_value in items:
         out.append(encoded_key)
         out.append(encoded_value)
     out.append(b")")
+
+
+def _dict(value: dict[Any, Any], out: list[bytes], path: str) -> None:
+    _mapping(b"d", sorted(_items(value, path)), out)
+
+
+def _ordered_dict(value: OrderedDict[Any, Any], out: list[bytes], path: str) -> None:
+    """In insertion order: two OrderedDicts in another order are not equal."""
+    _mapping(b"o", _items(value, path), out)
 
 
 def _text(tag: bytes, render: Callable[[Any], str]) -> Callable[[Any, list[bytes], str], None]:
@@ -123,6 +138,7 @@ ENCODERS: dict[type, Callable[[Any, list[bytes], str], None]] = {
     list: _sequence(b"l"),
     frozenset: _set,
     set: _set,
+    OrderedDict: _ordered_dict,  # before dict: its subclasses are matched in this order
     dict: _dict,
     decimal.Decimal: _text(b"D", str),
     datetime.datetime: _text(b"W", datetime.datetime.isoformat),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime
 import decimal
@@ -317,6 +318,20 @@ def test_keys_are_stable_across_processes_and_hash_seeds():
         check=True,
     )
     assert out.stdout.strip() == here
+
+
+class Columns(collections.OrderedDict):
+    pass
+
+
+def test_ordered_dicts_are_keyed_in_their_order():
+    a = collections.OrderedDict([("name", 1), ("price", 2)])
+    b = collections.OrderedDict([("price", 2), ("name", 1)])
+    assert a != b
+    assert keyed.key(a) != keyed.key(b)
+    assert keyed.key(a) == keyed.key(collections.OrderedDict(a))
+    assert keyed.key(Columns(a)) != keyed.key(Columns(b))  # subclasses too
+    assert keyed.key(a) != keyed.key(dict(a))  # a dict and an OrderedDict are not one value
 
 
 @cache_result(ttl=60)
