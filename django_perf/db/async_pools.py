@@ -6,7 +6,8 @@ built from a ``DATABASES`` alias (same server, credentials, time zone, role
 and adapters), opened on first use, one per alias and event loop, and closed
 by :func:`close_async_pools`, which runs when an ASGI server shuts down if the
 application is wrapped in :func:`django_perf.lifespan.with_lifespan`, or else
-when their event loop ends (``asyncio.run()`` returning). Their connections
+when their event loop ends (``asyncio.run()`` returning; a loop merely closed
+has its pools dropped at the next look-up). Their connections
 are not Django's: they do not take part in ``transaction.atomic()``; use
 ``async with conn.transaction():``.
 
@@ -59,6 +60,7 @@ async def async_pool(alias: str = DEFAULT_DB_ALIAS) -> Any:
     It stays open until :func:`close_async_pools` runs on this loop, or the loop ends.
     """
     loop = asyncio.get_running_loop()
+    _drop_closed_loops()
     pools = _pools.setdefault(loop, {})
     pool = pools.get(alias)
     if pool is None:
@@ -99,6 +101,7 @@ async def close_async_pools() -> None:
 
 def async_pool_stats() -> list[PoolStats]:
     """Stats of every open async pool of this process."""
+    _drop_closed_loops()
     stats = []
     for pools in list(_pools.values()):
         for alias, pool in list(pools.items()):
@@ -129,6 +132,31 @@ async def _close_at_loop_end(loop: asyncio.AbstractEventLoop) -> None:
                 await pool.close()
             logger.info("Closed the async database pool for %r as its event loop ended.", alias)
         raise
+
+
+def _drop_closed_loops() -> None:
+    """Forget the pools of event loops closed without ending them (no ``asyncio.run()``).
+
+    ``loop.run_until_complete()`` then ``loop.close()`` never cancels the task that closes
+    the loop's pools, and the pools keep the loop alive (so its weak entry stays): close
+    them here as far as a dead loop allows.
+    """
+    for loop in [loop for loop in list(_pools) if loop.is_closed()]:
+        _closers.pop(loop, None)
+        for alias, pool in _pools.pop(loop, {}).items():
+            _abandon(pool)
+            logger.info("Closed the async database pool for %r: its event loop was closed.", alias)
+
+
+def _abandon(pool: Any) -> None:
+    """End the idle connections of a pool whose loop is closed (nothing can be awaited there).
+
+    Best effort, on psycopg_pool's internals: a connection borrowed when the loop closed,
+    or anything the pool's version keeps elsewhere, is left to garbage collection.
+    """
+    for connection in list(getattr(pool, "_pool", ())):
+        with suppress(Exception):
+            connection.pgconn.finish()
 
 
 @asynccontextmanager

@@ -385,6 +385,25 @@ def test_a_pool_on_a_loop_that_ends_is_closed_with_it():
 
 
 @postgres_only
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_pool_on_a_loop_closed_without_asyncio_run_is_dropped():
+    # run_until_complete() then close(): nothing cancels the loop's tasks, so the pool
+    # cannot be closed at the loop's end. The next look at the pools drops it (the
+    # pool's own tasks die with the loop; their "destroyed but pending" noise is theirs).
+    def run() -> int:
+        loop = asyncio.new_event_loop()
+        try:
+            pid, _ = loop.run_until_complete(backend_and_time_zone())
+        finally:
+            loop.close()
+        return pid
+
+    pid = in_thread(run)
+    assert async_pool_stats() == []
+    wait_until(lambda: backend_is_gone(pid))  # its idle connection was ended
+
+
+@postgres_only
 def test_a_long_lived_loop_keeps_its_pool_across_requests():
     # A server's loop (uvicorn): every request borrows from the same pool, also a sync
     # view's async_to_sync, which asgiref runs on the server's loop.
