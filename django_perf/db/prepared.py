@@ -88,7 +88,8 @@ class PreparedQuery:
     """One SQL statement with ``%s`` placeholders, prepared on each connection that runs it.
 
     ``types`` gives the parameters' PostgreSQL types when they cannot be inferred
-    from the statement (``["bigint", "text"]``). Results are rows as tuples.
+    from the statement (``["bigint", "text"]``); a parameter used only as an output
+    value (``SELECT %s``) is otherwise prepared as text. Results are rows as tuples.
     """
 
     def __init__(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 
 import psycopg
@@ -96,6 +97,19 @@ def test_prepared_once_per_connection(kitchen):
 def test_parameter_types_can_be_given():
     query = PreparedQuery("SELECT %s + 1, %s", types=["bigint", "text"])
     assert query.fetchone([41, "x"]) == (42, "x")
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_output_only_parameters_need_their_type():
+    """As documented: PostgreSQL prepares a parameter it cannot place as text."""
+    day = datetime.date(2024, 1, 2)
+    assert PreparedQuery("SELECT %s /* untyped */").fetchone([True]) == ("true",)
+    assert PreparedQuery("SELECT %s, %s", types=["boolean", "date"]).fetchone([True, day]) == (
+        True,
+        day,
+    )
+    assert PreparedQuery("SELECT %s::date").fetchone([day]) == (day,)
 
 
 @pytest.mark.django_db(transaction=True)
