@@ -224,7 +224,10 @@ def invalidate(
         )
     for kind in kinds:
         report.per_tier[kind] = 0
-    run(cache, report, kinds, keys, patterns, tag_names, everything, progress=progress, sync=True)
+    run(
+        cache, report, kinds, keys, patterns, tag_names, everything,
+        progress=progress, sync=True, again_on_commit=True,
+    )  # fmt: skip
     return report
 
 
@@ -239,11 +242,16 @@ def run(
     *,
     progress: Progress | None = None,
     sync: bool = False,
+    again_on_commit: bool = False,
 ) -> InvalidationReport:
-    """Do checked work on ``cache``. ``sync``: publish invalidation messages before returning."""
+    """Do checked work on ``cache``. ``sync``: publish invalidation messages before returning.
+
+    ``again_on_commit``: inside ``atomic()``, drop the keys above the table once more when
+    it commits, as ``cache.delete()`` does (the registry runs its own second pass instead).
+    """
     target: Any
     if isinstance(cache, TieredCache):
-        target = Tiered(cache, kinds, report, sync=sync)
+        target = Tiered(cache, kinds, report, sync=sync, again_on_commit=again_on_commit)
     else:
         target = Plain(cache, report)
     if everything:
@@ -266,13 +274,20 @@ class Tiered:
     """Invalidation work on the chosen tiers of one TieredCache."""
 
     def __init__(
-        self, cache: TieredCache, kinds: list[str], report: InvalidationReport, *, sync: bool
+        self,
+        cache: TieredCache,
+        kinds: list[str],
+        report: InvalidationReport,
+        *,
+        sync: bool,
+        again_on_commit: bool = False,
     ) -> None:
         store = cache._store
         self.cache = cache
         self.store = store
         self.report = report
         self.sync = sync
+        self.again_on_commit = again_on_commit
         self.dry_run = report.dry_run
         self.memory = store.memory if "memory" in kinds else None
         self.shared = [tier for tier in store.shared if tier.kind in kinds]
@@ -367,6 +382,8 @@ class Tiered:
                 dropped += memory.end_write(key, token)
         if memory is not None:
             report.add("memory", dropped)
+        if self.again_on_commit and store.database in self.shared:
+            self.cache._drop_again_on_commit(made)  # as cache.delete() does inside atomic()
 
     def pattern(self, pattern: str, progress: Progress | None) -> None:
         full = stored_pattern(self.cache, pattern)

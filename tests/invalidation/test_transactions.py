@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.db import connections, transaction
 
-from django_perf.cache.invalidation import invalidate_instance, invalidate_model
+from django_perf.cache.invalidation import invalidate, invalidate_instance, invalidate_model
 from testproject.blog.invalidation import article_key
 from testproject.blog.models import Article, Author
 
@@ -154,3 +154,37 @@ def test_a_concurrent_reader_cannot_leave_a_stale_value_behind(configure_cache, 
     # Rolled back: what the reader cached is right, and is not dropped a second time.
     assert cache.get(key) == "New"
     assert in_thread(read) == "New"
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("delete", ["cache.delete", "invalidate(keys=...)"])
+def test_a_read_between_a_key_delete_and_its_commit_leaves_no_copy(configure_cache, delete):
+    """Other connections see the row until the commit and copy it up; the commit drops it."""
+    cache = configure_cache("memory", "redis", "database")
+    cache.set("k", "old", 300)
+    deleted, read = threading.Event(), threading.Event()
+    out: dict[str, Any] = {}
+
+    def writer() -> None:
+        with transaction.atomic():
+            if delete == "cache.delete":
+                cache.delete("k")
+            else:
+                invalidate(keys=["k"])
+            deleted.set()
+            read.wait(5)
+
+    def reader() -> None:
+        deleted.wait(5)
+        out["read"] = cache.get("k")  # its own connection: the delete is not committed
+        read.set()
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert out["read"] == "old"
+    assert cache._store.redis.get(cache.make_key("k")) is None
+    assert cache.get("k") is None
