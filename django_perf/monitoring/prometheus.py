@@ -200,11 +200,11 @@ def _authorized(request: HttpRequest) -> int:
     token = perf_settings.MONITORING_METRICS_TOKEN
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer "):
-        given = header[len("Bearer ") :].strip()
         try:
             # Servers decode header bytes as latin-1: these are the bytes the client sent,
-            # which for a non-ASCII token are its UTF-8 encoding.
-            sent = given.encode("latin-1")
+            # which for a non-ASCII token are its UTF-8 encoding. Stripped as bytes: str.strip()
+            # would also take 0x85 and 0xA0, which end UTF-8 characters such as 'à'.
+            sent = header[len("Bearer ") :].encode("latin-1").strip()
         except UnicodeEncodeError:
             return 401
         return 200 if hmac.compare_digest(sent, token.encode()) else 401

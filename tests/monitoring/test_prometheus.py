@@ -2,7 +2,6 @@
 
 import http.client
 import time
-from urllib.parse import urlparse
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -12,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from django_perf.monitoring import flush
 from django_perf.monitoring.series import Key, Series
 from django_perf.monitoring.store import Sample, get_store
+from tests.support.http import serve
 
 pytestmark = pytest.mark.django_db
 URL = "/perf/metrics"
@@ -61,26 +61,27 @@ def test_the_token_opens_the_endpoint_and_a_wrong_one_does_not(perf):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("token", ["s3cret-token-ascii-0123", "s3cret-tökén-0123"])
-def test_the_token_works_over_real_http_ascii_or_not(live_server, perf, token):
-    """What curl and Prometheus send: the token's UTF-8 bytes, read back by a real server."""
-    perf(MONITORING_METRICS_TOKEN=token)
-    address = urlparse(live_server.url)
+@pytest.mark.parametrize("token", ["s3cret-token-ascii-0123", "s3cret-tökén-0123", "s3cret-voilà"])
+def test_the_token_works_over_real_http_ascii_or_not(server_env, token):
+    """What curl and Prometheus send, the token's UTF-8 bytes, through uvicorn. ('à' ends in
+    0xA0, which str.strip() takes for a space; Django's runserver strips it before us.)"""
+    with serve("uvicorn", {**server_env, "METRICS_TOKEN": token}) as server:
 
-    def scrape(authorization: bytes) -> int:
-        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
-        try:
-            connection.putrequest("GET", URL)
-            connection.putheader("Authorization", authorization)
-            connection.endheaders()
-            return connection.getresponse().status
-        finally:
-            connection.close()
+        def scrape(authorization: bytes) -> int:
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            try:
+                connection.putrequest("GET", URL)
+                connection.putheader("Authorization", authorization)
+                connection.endheaders()
+                return connection.getresponse().status
+            finally:
+                connection.close()
 
-    assert scrape(b"Bearer " + token.encode()) == 200
-    assert scrape(b"Bearer " + token.encode()[:-1]) == 401
-    # The same characters in another encoding are other bytes: refused.
-    assert scrape(b"Bearer " + token.encode("latin-1")) == (200 if token.isascii() else 401)
+        assert scrape(b"Bearer " + token.encode()) == 200
+        assert scrape(b"Bearer " + token.encode() + b" ") == 200
+        assert scrape(b"Bearer " + token.encode()[:-1]) == 401
+        # The same characters in another encoding are other bytes: refused.
+        assert scrape(b"Bearer " + token.encode("latin-1")) == (200 if token.isascii() else 401)
 
 
 def test_a_scrape_shows_the_stores_totals(recorder, perf, monitoring_urls):
