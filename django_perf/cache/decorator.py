@@ -146,7 +146,10 @@ class Options:
         self.lock = bool(lock)
         self.lease = float(lease)
         self.wait = wait
-        self.stuck_after = None if wait is None else STUCK_AFTER_WAITS * wait
+        # A thread cannot wait past TIMEOUT_MAX (about 292 years): a long wait means "for ever".
+        self.stuck_after = (
+            None if wait is None else min(STUCK_AFTER_WAITS * wait, threading.TIMEOUT_MAX)
+        )
         self.early = early
         self.stale_ttl = float(stale_ttl)
         self.stale_on_error = bool(stale_on_error)

@@ -63,6 +63,13 @@ def times_out(x: int) -> None:
     raise TimeoutError("the service did not answer")
 
 
+@cache_result(ttl=60, wait=1e9)  # "for ever": 10x of it is past threading.TIMEOUT_MAX
+def patient(x: int) -> int:
+    record("patient")
+    time.sleep(0.3)
+    return x
+
+
 def in_threads(fn: Callable[[], Any], count: int) -> list[Any]:
     """``fn()`` in ``count`` threads at once: each one's value or exception."""
     results: list[Any] = [None] * count
@@ -85,6 +92,12 @@ def test_threads_wait_for_a_leader_slower_than_wait(configure_cache):
     configure_cache("memory")
     assert in_threads(lambda: slow_report(1), 20) == [1] * 20
     assert CALLS == ["slow_report"]
+
+
+def test_a_wait_longer_than_a_thread_can_wait_still_waits(configure_cache):
+    configure_cache("memory")
+    assert in_threads(lambda: patient(1), 3) == [1] * 3
+    assert CALLS == ["patient"]
 
 
 def test_tasks_wait_for_a_leader_slower_than_wait(configure_cache):
