@@ -38,6 +38,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+#: The longest background-thread interval a setting may ask for: a day (a thread's wait
+#: cannot exceed threading.TIMEOUT_MAX, about 292 years, and no flush wants more).
+MAX_INTERVAL = 86400
+
+
 def boolean(name: str, default: bool, help: str, **kw: Any) -> Setting:
     return Setting(name, default, "True or False", lambda v: isinstance(v, bool), help, **kw)
 
@@ -52,23 +57,30 @@ def number(
     integer: bool = False,
     allow_none: bool = False,
     unit: str = "",
+    maximum: float | None = None,
     **kw: Any,
 ) -> Setting:
-    """A finite number (or integer) above ``minimum`` (at or above it when not ``exclusive``).
+    """A finite number (or integer) above ``minimum`` (at or above it when not ``exclusive``),
+    and at most ``maximum`` if given.
 
     Finite because these are durations, sizes and counts: an infinite interval would
-    only fail later, in a background thread (``Event.wait(inf)`` overflows).
+    only fail later, in a background thread (``Event.wait(inf)`` overflows); intervals a
+    thread waits on take a ``maximum`` for the same reason.
     """
     kind = "an integer" if integer else "a finite number"
     bound = f"greater than {minimum}" if exclusive else f"at least {minimum}"
+    if maximum is not None:
+        bound += f" and at most {maximum:g}"
     expected = f"{kind}{' of ' + unit if unit else ''} {bound}" + (" or None" if allow_none else "")
 
     def accepts(value: Any) -> bool:
         if value is None:
             return allow_none
-        if not _is_number(value) or not math.isfinite(value):
+        if not _is_number(value) or not _finite(value):
             return False
         if integer and not isinstance(value, int):
+            return False
+        if maximum is not None and value > maximum:
             return False
         return value > minimum if exclusive else value >= minimum
 
@@ -103,8 +115,13 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _finite(value: Any) -> bool:
+    """Not NaN or infinite; compared rather than converted, so a huge int is no OverflowError."""
+    return -math.inf < value < math.inf
+
+
 def _positive_seconds(value: Any) -> bool:
-    return _is_number(value) and math.isfinite(value) and value > 0
+    return _is_number(value) and _finite(value) and value > 0
 
 
 def _max_size(value: Any) -> bool:
@@ -284,6 +301,7 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
         exclusive=False,
         unit="seconds",
+        maximum=MAX_INTERVAL,
         section="Monitoring",
     ),
     Setting(
@@ -369,6 +387,7 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
         exclusive=False,
         unit="seconds",
+        maximum=MAX_INTERVAL,
         section="Monitoring",
     ),
     text(

@@ -100,6 +100,15 @@ def test_durations_must_be_finite(key):
         PerfSettings().validate({key: float("inf")})
 
 
+@pytest.mark.parametrize("key", ["MONITORING_FLUSH_INTERVAL", "MONITORING_SYSTEM_INTERVAL"])
+def test_background_intervals_are_at_most_a_day(key):
+    """A thread cannot wait longer than threading.TIMEOUT_MAX: 1e10 s killed the flusher."""
+    PerfSettings().validate({key: 86400})
+    for value in (1e10, 10**400):  # a huge int is compared, not converted: no OverflowError
+        with pytest.raises(ImproperlyConfigured, match=r"at least 0 and at most 86400"):
+            PerfSettings().validate({key: value})
+
+
 def test_reading_a_name_that_is_not_a_setting_is_an_attribute_error():
     conf = PerfSettings(SPECS)
     with pytest.raises(AttributeError, match="'NOPE' is not a django-perf setting"):
