@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import transaction
 
 from django_perf.cache import TieredCache
 from tests.cache.conftest import DATABASE, MEMORY, redis_tier
@@ -122,35 +121,3 @@ def test_a_table_read_overlapping_a_delete_does_not_bring_the_value_back_into_re
     assert store.redis.get(cache.make_key("k")) is None
     assert store.redis.get(cache.make_key("other")) is not None  # its promotion stands
     assert cache.get_many(["k", "other"]) == {"other": "kept"}
-
-
-@pytest.mark.redis
-@pytest.mark.django_db(transaction=True)
-def test_a_read_between_a_delete_and_its_commit_leaves_no_copy_after_the_commit(
-    make_cache, redis_url, coherent
-):
-    """Inside atomic() other connections still see the row until the commit, and copy it up."""
-    cache = coherent(make_cache(MEMORY, redis_tier(redis_url), DATABASE))
-    cache.set("k", "old", 300)
-    deleted, read = threading.Event(), threading.Event()
-    out: dict[str, Any] = {}
-
-    def writer() -> None:
-        with transaction.atomic():
-            cache.delete("k")
-            deleted.set()
-            read.wait(WAIT)
-
-    def reader() -> None:
-        deleted.wait(WAIT)
-        out["read"] = cache.get("k")  # its own connection: the delete is not committed
-        read.set()
-
-    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert out["read"] == "old"
-    assert cache._store.redis.get(cache.make_key("k")) is None
-    assert cache.get("k") is None
