@@ -279,7 +279,10 @@ def test_the_json_endpoint_has_the_numbers_and_the_fragments(client_for, traffic
     assert data["window"] == "5m"
     assert (data["sort"], data["order"]) == ("p99", "desc")
     assert data["totals"]["count"] == 10
-    assert data["totals"] == stats.overall(stats.read(300), 300).as_dict()
+    expected = stats.overall(stats.read(300), 300).as_dict()
+    # The rate divides by the span read up to now, a few milliseconds later here.
+    assert data["totals"].pop("rate") == pytest.approx(expected.pop("rate"), abs=0.0002)
+    assert data["totals"] == expected
     assert set(data["html"]) == {"cards", "charts", "routes", "slow"}
     assert 'id="chart-latency"' in data["html"]["charts"]
     assert [r["route"] for r in data["routes"]] == [
