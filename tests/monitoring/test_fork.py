@@ -86,6 +86,11 @@ def _fork_and_report(child: Callable[[], bytes]) -> bytes:
             os.write(write_end, child())
         finally:
             os._exit(0)
+    return _child_answer(pid, read_end, write_end)
+
+
+def _child_answer(pid: int, read_end: int, write_end: int) -> bytes:
+    """In the parent: what the child ``pid`` wrote to the pipe, once it has exited."""
     os.close(write_end)
     answer = os.read(read_end, 64)
     os.close(read_end)
@@ -137,9 +142,6 @@ def test_a_child_forked_inside_its_own_tracing_block_traces_until_the_block_ends
             os.write(write_end, b" ".join(states))
         finally:
             os._exit(0)
-    os.close(write_end)
-    answer = os.read(read_end, 64)
-    os.close(read_end)
-    os.waitpid(pid, 0)
+    answer = _child_answer(pid, read_end, write_end)
     assert answer == b"tracing stopped"
     assert states == [b"tracing", b"stopped"]
