@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from .conf import perf_settings
+from .conf import perf_settings, pool_sizes_fit
 
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -265,9 +265,12 @@ def _pool_option_errors(alias: str, pool: Any) -> list[checks.CheckMessage]:
             problems.append(f"{key} must be a non-negative integer, not {value!r}")
     min_size, max_size = pool.get("min_size", 4), pool.get("max_size")
     # psycopg_pool reads a missing max_size as min_size: min_size 0 alone is a pool of none.
-    effective = min_size if max_size is None else max_size
-    if isinstance(min_size, int) and isinstance(effective, int) and effective < max(min_size, 1):
-        shown = f"not set, so min_size: {effective}" if max_size is None else max_size
+    if (
+        isinstance(min_size, int)
+        and isinstance(max_size, int | None)
+        and not pool_sizes_fit(min_size, max_size)
+    ):
+        shown = f"not set, so min_size: {min_size}" if max_size is None else max_size
         problems.append(f"max_size ({shown}) is below min_size ({min_size}) or zero")
     return [
         _database_error(

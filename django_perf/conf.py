@@ -150,13 +150,19 @@ ASYNC_POOL_OPTIONS: dict[str, tuple[str, Callable[[Any], bool]]] = {
 ASYNC_POOL_DEFAULTS: dict[str, Any] = {"min_size": 1, "max_size": 10, "timeout": 10.0}
 
 
+def pool_sizes_fit(min_size: int, max_size: int | None) -> bool:
+    """psycopg_pool's rule: max_size (min_size when None) at least min_size and at least 1."""
+    effective = min_size if max_size is None else max_size
+    return effective >= max(min_size, 1)
+
+
 def clean_async_pool(name: str, value: Mapping[str, Any]) -> dict[str, Any]:
     """The user's async pool options merged over the defaults, each key and size checked."""
     for key, option in value.items():
         _check_async_pool_option(name, key, option)
     options = {**ASYNC_POOL_DEFAULTS, **value}
     min_size, max_size = options["min_size"], options["max_size"]
-    if (min_size if max_size is None else max_size) < max(min_size, 1):
+    if not pool_sizes_fit(min_size, max_size):
         given = "" if "max_size" in value else ", the default"
         raise ImproperlyConfigured(
             f"DJANGO_PERF[{name!r}]: max_size ({max_size}{given}) must be at least min_size "
