@@ -26,7 +26,7 @@ from django_perf.tally import count
 from .codec import EXPIRY, Decoded, Encoded, Rejected, stamp
 from .config import parse_config
 from .faults import CLOSED
-from .store import Store, get_store
+from .store import Store, existing_store, get_store
 from .tiers import NOT_INTEGER
 
 __all__ = ["TieredCache"]
@@ -51,6 +51,28 @@ class TieredCache(BaseCache):
         # Fast path: a memory tier in front is read without leaving the calling thread.
         self._front = store.memory if tiers[0] is store.memory else None
         self._rest = tiers[1:] if self._front is not None else list(tiers)
+
+    @classmethod
+    def existing(cls, alias: str) -> TieredCache | None:
+        """``caches[alias]`` if this process already uses its store, else None.
+
+        For readers on other threads (the monitoring flusher, pool stats): a new
+        instance on an existing store shares it and starts nothing, where the
+        process's first one would connect and start the invalidation listener.
+        """
+        from django.conf import settings
+        from django.core.cache import caches
+
+        params = settings.CACHES.get(alias)
+        if not isinstance(params, dict):
+            return None
+        try:
+            config = parse_config(params.get("LOCATION") or "", params)
+        except Exception:  # a configuration that cannot build a cache has no store either
+            return None
+        if existing_store(config) is None:
+            return None
+        return caches[alias]
 
     # --- Plumbing --------------------------------------------------------------------
 

@@ -18,7 +18,15 @@ from .tiers.database import DatabaseTier
 from .tiers.memory import MemoryTier
 from .tiers.redis import RedisTier
 
-__all__ = ["Counters", "Pending", "Store", "forget_store", "get_store", "reset_stores"]
+__all__ = [
+    "Counters",
+    "Pending",
+    "Store",
+    "existing_store",
+    "forget_store",
+    "get_store",
+    "reset_stores",
+]
 
 PENDING_LIMIT = 10_000
 
@@ -194,6 +202,11 @@ def get_store(config: CacheConfig) -> Store:
             if store is None:
                 store = _stores[key] = Store(config)
     return store
+
+
+def existing_store(config: CacheConfig) -> Store | None:
+    """The process's store for ``config`` if a cache already made it; never creates one."""
+    return _stores.get(config.fingerprint)
 
 
 def reset_stores() -> None:

@@ -147,7 +147,7 @@ def track_connections() -> None:
 #: django-redis backends: building one connects nothing, and their pools are process-wide.
 DJANGO_REDIS_BACKENDS = "django_redis."
 #: django-perf's backends offer ``connection_pools()``; building one may start its
-#: invalidation listener, so only a backend this thread already has is asked.
+#: invalidation listener, so only a backend the process already uses is asked.
 DJANGO_PERF_BACKENDS = "django_perf."
 
 
@@ -156,7 +156,7 @@ def cache_stats(alias: str, config: dict[str, Any]) -> PoolStats | None:
 
     Knows django-redis, whose pools are shared by the whole process, and
     django-perf's own backends, which offer a ``connection_pools()`` method and
-    are read only where the calling thread already built them. Django's own
+    are read only once the process uses them (any thread). Django's own
     Redis backend is not reported: each thread's backend has pools of its own,
     so no thread sees the process's connections.
     """
@@ -174,14 +174,19 @@ def cache_stats(alias: str, config: dict[str, Any]) -> PoolStats | None:
 
 
 def _cache(alias: str, *, build: bool) -> Any:
-    """The alias's cache backend; unless ``build``, only one this thread already has."""
-    from django.core.cache import caches
+    """The alias's cache backend; unless ``build``, only one the process already uses.
 
-    if not build:
-        # Django 5.2's CacheHandler keeps its backends per thread in _connections.
-        return getattr(caches._connections, alias, None)
+    django-perf's backends say which through their ``existing(alias)`` class method.
+    """
+    from django.core.cache import caches
+    from django.utils.module_loading import import_string
+
     try:
-        return caches[alias]
+        if build:
+            return caches[alias]
+        backend = import_string(settings.CACHES[alias]["BACKEND"])
+        existing = getattr(backend, "existing", None)
+        return existing(alias) if callable(existing) else None
     except Exception:  # a cache that cannot even be built has no pools to report
         return None
 

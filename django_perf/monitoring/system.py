@@ -151,13 +151,19 @@ def cache_stats() -> tuple[dict[str, Any], dict[str, Any]]:
     (the pools are read here only where ``django_perf.db.pool_stats()`` is missing)."""
     from django.conf import settings
     from django.core.cache import caches
+    from django.utils.module_loading import import_string
 
     stats: dict[str, Any] = {}
     pools: dict[str, Any] = {}
-    for alias in settings.CACHES:
+    for alias, config in settings.CACHES.items():
         try:
-            cache = caches[alias]
+            # A backend offering existing(alias) (TieredCache) is read only once the process
+            # uses it: building its first instance here would start its listener.
+            existing = getattr(import_string(config["BACKEND"]), "existing", None)
+            cache = existing(alias) if callable(existing) else caches[alias]
         except Exception:
+            continue
+        if cache is None:
             continue
         method = getattr(cache, "stats", None)
         if callable(method):

@@ -259,17 +259,20 @@ def test_a_tiered_cache_without_redis_is_not_a_redis_cache(fresh_stores):
 @pytest.mark.django_db
 def test_reading_stats_builds_no_tiered_cache_and_opens_nothing(redis_url, fresh_stores):
     # Building a TieredCache with a Redis tier starts its invalidation listener: pool_stats()
-    # reads only a backend the calling thread has already (the monitor's thread included).
+    # reads only a backend the process already uses.
     redis_tier = {"KIND": "redis", "LOCATION": redis_url}
     with override_settings(CACHES={"default": tiered("stats-unused", redis_tier)}):
         before = redis_clients(redis_url)
         assert in_thread(cache_entries) == []
         time.sleep(0.5)  # a listener started by it would have connected by now
         assert redis_clients(redis_url) <= before
-        caches["default"].set("k", 1)  # this thread's backend now exists, and its pool
+        caches["default"].set("k", 1)  # the process's store now exists, and its pool
         (entry,) = cache_entries()
         assert (entry["alias"], entry["details"]) == ("default", {"servers": 1})
         assert entry["size"] >= 1
+        # Another thread (the monitoring flusher's) sees the same pool.
+        (there,) = in_thread(cache_entries)
+        assert (there["alias"], there["size"]) == ("default", entry["size"])
 
 
 @pytest.mark.redis

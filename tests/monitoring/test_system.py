@@ -6,11 +6,13 @@ import time
 
 import psutil
 import pytest
-from django.test import Client
+from django.core.cache import caches
+from django.test import Client, override_settings
 
+from django_perf.cache import TieredCache
 from django_perf.monitoring import stats
 from django_perf.monitoring.flusher import Flusher
-from django_perf.monitoring.system import MIN_CPU_INTERVAL, SystemSampler
+from django_perf.monitoring.system import MIN_CPU_INTERVAL, SystemSampler, cache_stats
 
 
 @pytest.fixture
@@ -29,7 +31,9 @@ def busy():
     thread.join(5)
 
 
+@pytest.mark.django_db
 def test_a_sample_covers_host_and_process():
+    caches["default"].get("anything")  # the process uses its tiered cache
     sampler = SystemSampler("/")
     time.sleep(MIN_CPU_INTERVAL)
     sample = sampler.sample()
@@ -51,6 +55,40 @@ def test_a_sample_covers_host_and_process():
     assert pool["kind"] == "database"
     assert pool["alias"] == "default"
     assert {"size", "in_use", "idle"} <= set(pool)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_cache_stats_build_no_tiered_cache_the_process_does_not_use(redis_url):
+    # The flusher's thread reads cache stats; building a TieredCache with a Redis tier there
+    # would start its invalidation listener (a Redis connection) in a process that never
+    # used the cache. Once the process uses it, every thread sees its stats.
+    from django_perf.cache.store import reset_stores
+
+    config = {
+        "BACKEND": "django_perf.cache.TieredCache",
+        "LOCATION": "system-stats-unused",
+        "OPTIONS": {"TIERS": [{"KIND": "memory"}, {"KIND": "redis", "LOCATION": redis_url}]},
+    }
+    try:
+        with override_settings(CACHES={"default": config}):
+            seen: dict = {}
+            reader = threading.Thread(target=lambda: seen.update(first=cache_stats()))
+            reader.start()
+            reader.join(10)
+            assert seen["first"] == ({}, {})
+            assert TieredCache.existing("default") is None  # the read made no store
+            assert not [t for t in threading.enumerate() if "coherence" in t.name]
+            assert caches["default"].wait_for_coherence(10)  # L1 in use
+            caches["default"].set("k", 1)
+            caches["default"].get("k")
+            reader = threading.Thread(target=lambda: seen.update(then=cache_stats()))
+            reader.start()
+            reader.join(10)
+            stats_by_alias, _ = seen["then"]
+            assert stats_by_alias["default"]["memory"]["hits"] == 1
+    finally:
+        reset_stores()
 
 
 def test_cpu_percent_is_never_asked_to_wait(monkeypatch):
