@@ -97,6 +97,8 @@ def test_an_empty_store_says_so():
         (["--limit", "0"], "--limit '0' is not accepted; use a whole number above 0."),
         (["--limit", "ten"], "--limit 'ten' is not accepted; use a whole number above 0."),
         (["--limit", "nan"], "--limit 'nan' is not accepted; use a whole number above 0."),
+        (["--limit", "\u0661"], "--limit '\u0661' is not accepted; use a whole number above 0."),
+        (["--watch", "\u0661.5"], "--watch '\u0661.5' is not accepted; use a number of seconds"),
         (["--watch", "-1"], "--watch '-1' is not accepted; use a number of seconds above 0 and"),
         (["--watch", "nan"], "--watch 'nan' is not accepted; use a number of seconds above 0 and"),
         (["--watch", "inf"], "--watch 'inf' is not accepted; use a number of seconds above 0 and"),

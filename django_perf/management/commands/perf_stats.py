@@ -105,8 +105,10 @@ def _positive(
     kind = "a whole number" if integer else "a number of seconds"
     accepted = f"{kind} above 0" + (f" and at most {maximum:g}" if maximum is not None else "")
     try:
+        if not value.isascii():  # int() and float() read other scripts' digits: U+0661 as 1
+            raise ValueError(value)
         number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError):
         number = math.nan
     finite = integer or math.isfinite(number)  # (a huge int is finite, and too big for a float)
     if not (finite and number > 0) or (maximum is not None and number > maximum):
