@@ -30,6 +30,7 @@ __all__ = ["LATENCY_BUCKETS", "PERMISSION", "StoreCollector", "metrics_view"]
 # Seconds, as Prometheus clients use by default (plus 2.5 s).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PERMISSION = "django_perf.view_metrics"
+CACHE_EVENTS = ("hit", "miss", "error")  # the cache.<tier>.<event> sums that count events
 
 
 class StoreCollector:
@@ -115,7 +116,10 @@ class StoreCollector:
                     entry[kind == "query_us"] += value * scale
                 elif kind == "cache" and rest.count(".") == 1:
                     tier, event = rest.split(".")
-                    cache_events[(tier, event)] = cache_events.get((tier, event), 0) + value * scale
+                    if event in CACHE_EVENTS:  # not "seconds": time, not an event
+                        cache_events[(tier, event)] = (
+                            cache_events.get((tier, event), 0) + value * scale
+                        )
         for route, (n_slow, n_n1) in sorted(per_route.items()):
             slow.add_metric([route], n_slow)
             n_plus_one.add_metric([route], n_n1)

@@ -168,6 +168,20 @@ def test_counters_are_scaled_to_the_traffic_a_sample_stands_for(perf, monitoring
     assert found[("django_perf_http_request_duration_seconds_count", labels)] == 10
 
 
+def test_cache_seconds_are_not_exposed_as_cache_events(perf, monitoring_urls):
+    """A timing cache adds ``cache.<tier>.seconds`` to a request's tally: time, not an event."""
+    perf(MONITORING_METRICS_TOKEN="t0ken-t0ken-t0ken")
+    series = _series(1)
+    series.extra.update({"cache.memory.hit": 3.0, "cache.memory.seconds": 0.25})
+    get_store().write({Key(int(time.time()) // 60 * 60, "/c/", "GET", "2xx"): series})
+    events = {
+        labels: value
+        for (name, labels), value in samples(_scrape()).items()
+        if name == "django_perf_cache_events_total"
+    }
+    assert events == {(("event", "hit"), ("tier", "memory")): 3}
+
+
 def _series(n):
     series = Series()
     series.buckets[200] = n
