@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.utils.module_loading import import_string
 
 from .conf import perf_settings, pool_sizes_fit
 
@@ -26,6 +27,23 @@ def module_available(name: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def names_class(path: Any, wanted: str) -> bool:
+    """Whether the dotted ``path`` from the settings imports to class ``wanted`` or a subclass.
+
+    Settings may spell a class by any module that has it (``django_perf.cache.TieredCache``
+    or ``django_perf.cache.backend.TieredCache``) or name a subclass of it.
+    """
+    if path == wanted:
+        return True
+    if not isinstance(path, str):
+        return False
+    try:
+        found, base = import_string(path), import_string(wanted)
+    except Exception:  # an entry that does not import is another check's business (Django's)
+        return False
+    return isinstance(found, type) and issubclass(found, base)
 
 
 def _strings_in(value: Any) -> Iterator[str]:
@@ -100,7 +118,7 @@ def check_tiered_cache_options(app_configs: Any = None, **kwargs: Any) -> list[c
 
     messages: list[checks.CheckMessage] = []
     for alias, config in settings.CACHES.items():
-        if config.get("BACKEND") != TIERED_CACHE:
+        if not names_class(config.get("BACKEND"), TIERED_CACHE):
             continue
         try:
             parsed = parse_config(config.get("LOCATION", "") or "", config, alias)
@@ -467,16 +485,25 @@ def check_metrics_store(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     return []
 
 
+def performance_middleware_index() -> int | None:
+    """Where ``PerformanceMiddleware`` (under any import path, or a subclass) is in MIDDLEWARE."""
+    for index, path in enumerate(settings.MIDDLEWARE):
+        if names_class(path, MIDDLEWARE_PATH):
+            return index
+    return None
+
+
 @checks.register()
 def check_middleware_position(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """W401: PerformanceMiddleware is not first, so it does not time the middleware above it."""
     middleware = list(settings.MIDDLEWARE)
-    if MIDDLEWARE_PATH in middleware and middleware.index(MIDDLEWARE_PATH) != 0:
-        above = ", ".join(middleware[: middleware.index(MIDDLEWARE_PATH)])
+    index = performance_middleware_index()
+    if index:
         return [
             checks.Warning(
-                f"{MIDDLEWARE_PATH} is not first in MIDDLEWARE: time spent in {above} is not "
-                "measured, and responses those return early are not recorded.",
+                f"{middleware[index]} is not first in MIDDLEWARE: time spent in "
+                f"{', '.join(middleware[:index])} is not measured, and responses those "
+                "return early are not recorded.",
                 hint="Move it to the top of MIDDLEWARE.",
                 obj="settings.MIDDLEWARE",
                 id="django_perf.W401",
@@ -520,11 +547,12 @@ def check_dashboard_has_data(app_configs: Any = None, **kwargs: Any) -> list[che
 
     if not apps.is_installed("django.contrib.admin"):
         return []
-    if MIDDLEWARE_PATH in settings.MIDDLEWARE and perf_settings.MONITORING_ENABLED:
+    installed = performance_middleware_index() is not None
+    if installed and perf_settings.MONITORING_ENABLED:
         return []
     reason = (
         "DJANGO_PERF['MONITORING_ENABLED'] is False"
-        if MIDDLEWARE_PATH in settings.MIDDLEWARE
+        if installed
         else f"{MIDDLEWARE_PATH} is not in MIDDLEWARE"
     )
     return [

@@ -25,6 +25,12 @@ def test_w404_without_the_middleware():
     assert warning.hint.startswith(f"Put {MIDDLEWARE} first")
 
 
+def test_no_w404_for_the_middleware_under_its_modules_own_path():
+    defined_in = "django_perf.monitoring.middleware.PerformanceMiddleware"
+    with override_settings(MIDDLEWARE=[defined_in, COMMON]):
+        assert checks.check_dashboard_has_data() == []
+
+
 def test_w404_with_monitoring_disabled(perf):
     perf(MONITORING_ENABLED=False)
     [warning] = checks.check_dashboard_has_data()

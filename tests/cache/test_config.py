@@ -78,10 +78,18 @@ def test_the_system_check_reports_bad_options_before_first_use():
     caches = {
         "default": {"BACKEND": BACKEND},
         "broken": {"BACKEND": BACKEND, "OPTIONS": {"TIERS": [{"KIND": "memroy"}]}},
+        # The backend's module's own path names the same class.
+        "spelled": {
+            "BACKEND": "django_perf.cache.backend.TieredCache",
+            "OPTIONS": {"TIERS": [{"KIND": "memroy"}]},
+        },
     }
     with override_settings(CACHES=caches):
         errors = checks.check_tiered_cache_options()
-    assert [e.id for e in errors] == ["django_perf.E101"]
+    assert [(e.id, e.obj) for e in errors] == [
+        ("django_perf.E101", "CACHES['broken']"),
+        ("django_perf.E101", "CACHES['spelled']"),
+    ]
     assert "CACHES['broken']['OPTIONS']['TIERS'][0]['KIND']" in errors[0].msg
     assert errors[0].obj == "CACHES['broken']"
 

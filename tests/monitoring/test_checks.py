@@ -6,8 +6,17 @@ import pytest
 from django.test import override_settings
 
 from django_perf import checks
+from django_perf.monitoring import PerformanceMiddleware
 
 MIDDLEWARE = "django_perf.monitoring.PerformanceMiddleware"
+DEFINED_IN = "django_perf.monitoring.middleware.PerformanceMiddleware"  # its module's own path
+
+
+SUBCLASS = f"{__name__}.TimingMiddleware"
+
+
+class TimingMiddleware(PerformanceMiddleware):
+    """A project's subclass, named in MIDDLEWARE by its own path."""
 
 
 def ids(messages):
@@ -46,6 +55,11 @@ def test_the_test_projects_store_passes():
         ([MIDDLEWARE, "django.middleware.common.CommonMiddleware"], []),
         (["django.middleware.common.CommonMiddleware", MIDDLEWARE], ["django_perf.W401"]),
         (["django.middleware.common.CommonMiddleware"], []),
+        # Any import path of the class, or a subclass, is the middleware too.
+        ([DEFINED_IN, "django.middleware.common.CommonMiddleware"], []),
+        (["django.middleware.common.CommonMiddleware", DEFINED_IN], ["django_perf.W401"]),
+        (["django.middleware.common.CommonMiddleware", SUBCLASS], ["django_perf.W401"]),
+        (["no.such.Middleware", MIDDLEWARE], ["django_perf.W401"]),
     ],
 )
 def test_w401_when_the_middleware_is_not_first(middleware, expected):
