@@ -156,6 +156,21 @@ def test_long_windows_read_hours_inside_and_minutes_at_the_edges():
 
 
 @pytest.mark.django_db
+def test_a_route_longer_than_the_column_is_found_by_its_own_name():
+    """The column keeps 254 characters and "…"; perf_stats --route passes the route itself."""
+    route = "/^reports/(?P<year>[0-9]{4})/" + "(?P<part>[a-z]+)/" * 20 + "$"
+    assert len(route) > 255
+    store = DatabaseStore()
+    store.write({Key(NOW - 60, route, "GET", "2xx"): make_series(2)})
+    found = stats.route_stats(300, route=route, now=NOW, store=store)
+    assert [(r.route, r.count) for r in found] == [(route, 2)]
+    [listed] = stats.route_stats(300, now=NOW, store=store)  # the admin lists the cut label
+    assert (len(listed.route), listed.route[-1]) == (255, "…")
+    by_label = stats.route_stats(300, route=listed.route, now=NOW, store=store)
+    assert [(r.route, r.count) for r in by_label] == [(listed.route, 2)]
+
+
+@pytest.mark.django_db
 def test_system_samples_keep_the_latest_per_process_and_minute():
     store = DatabaseStore()
     store.write({}, [Sample("web-1", 10, NOW + 1.0, {"process": {"rss": 1}})])

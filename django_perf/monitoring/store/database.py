@@ -44,6 +44,7 @@ def _dumps(series: Series) -> str:
 
 
 def _label(route: str) -> str:
+    """The route as the ``route`` column keeps it: cut to 254 characters and "…" past 255."""
     return route if len(route) <= 255 else route[:254] + "…"
 
 
@@ -122,9 +123,11 @@ class DatabaseStore(MetricsStore):
 
     def read(self, since: int, until: int, route: str | None = None) -> list[Row]:
         query = MetricSeries.objects.using(self.alias).filter(self._covering(since, until))
-        if route is not None:
-            query = query.filter(route=route)
-        return list(self._rows(query))
+        if route is None:
+            return list(self._rows(query))
+        # A long route is stored cut (see _label): look it up cut, name it as asked.
+        rows = self._rows(query.filter(route=_label(route)))
+        return [Row(row.key._replace(route=route), row.resolution, row.series) for row in rows]
 
     def _covering(self, since: int, until: int, now: float | None = None) -> Q:
         """Rows that count every request of ``[since, until)`` once (see the module docstring).
