@@ -454,7 +454,9 @@ def invalidate_instance(instance: models.Model, *, using: str | None = None) -> 
             f"invalidate_instance() takes a model instance; got {instance!r} "
             f"({type(instance).__name__}). For a model and primary keys, use invalidate_model()."
         )
-    using = using or instance._state.db or router.db_for_write(type(instance))
+    # The write alias, not ``_state.db``: an instance read from a replica names the replica,
+    # which is never in the writer's transaction, so the on-commit pass would be lost.
+    using = using or router.db_for_write(type(instance), instance=instance)
     schedule(registry.bundles([instance]), using)
 
 
@@ -464,29 +466,32 @@ def invalidate_model(
     """Invalidate what ``model``'s registrations name for rows ``pks`` (None: every row).
 
     For writes that bypass signals, such as ``QuerySet.update()``. Rows are
-    read from ``using`` (by default the router's read database); returns how
-    many were found. Deleted rows cannot be read back: invalidate them before
-    deleting, or name their keys.
+    read from ``using`` (by default the router's read database) and, inside
+    ``atomic()`` on ``using`` (by default the router's write database), dropped
+    again on commit; returns how many were found. Deleted rows cannot be read
+    back: invalidate them before deleting, or name their keys.
     """
     model = resolve_model(model)
     regs = registry.for_model(model)
     if not regs:
         return 0
-    using = using or router.db_for_read(model)
+    read = using or router.db_for_read(model)
+    # The second pass follows the writer's transaction: a replica is never in it.
+    write = using or router.db_for_write(model)
     if pks is None:
-        rows: Iterable[Any] = model._base_manager.db_manager(using).all().iterator(chunk_size=2000)
+        rows: Iterable[Any] = model._base_manager.db_manager(read).all().iterator(chunk_size=2000)
     else:
-        rows = _rows(model, _to_pks(model, pks, using), using)
+        rows = _rows(model, _to_pks(model, pks, read), read)
     count = 0
     batch: list[Any] = []
     for instance in rows:
         batch.append(instance)
         count += 1
         if len(batch) >= CHUNK:
-            schedule(registry.bundles(batch, regs), using)
+            schedule(registry.bundles(batch, regs), write)
             batch = []
     if batch:
-        schedule(registry.bundles(batch, regs), using)
+        schedule(registry.bundles(batch, regs), write)
     return count
 
 

@@ -156,6 +156,50 @@ def test_a_concurrent_reader_cannot_leave_a_stale_value_behind(configure_cache, 
     assert in_thread(read) == "New"
 
 
+class ReplicaRouter:
+    """The usual primary/replica router: reads go to ``pooled``, writes to ``default``."""
+
+    def db_for_read(self, model: Any, **hints: Any) -> str:
+        return "pooled"
+
+    def db_for_write(self, model: Any, **hints: Any) -> str:
+        return "default"
+
+    def allow_relation(self, *args: Any, **hints: Any) -> bool:
+        return True
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, databases=["default", "pooled"])
+@pytest.mark.parametrize("call", ["invalidate_model", "invalidate_instance"])
+@pytest.mark.usefixtures("_close_pooled")
+def test_with_a_replica_router_the_second_pass_follows_the_writers_transaction(
+    configure_cache, settings, call
+):
+    cache = configure_cache("memory", {"KIND": "database", "DATABASE": "pooled"})
+    article = make_article()
+    key = article_key("s")
+    settings.DATABASE_ROUTERS = [f"{__name__}.ReplicaRouter"]
+
+    def read() -> str:
+        title = cache.get(key)
+        if title is None:
+            title = Article.objects.using("default").get(slug="s").title
+            cache.set(key, title)
+        return title
+
+    with transaction.atomic(using="default"):
+        Article.objects.using("default").filter(pk=article.pk).update(title="New")  # no signal
+        if call == "invalidate_model":
+            invalidate_model(Article, [article.pk])  # reads the row from the replica
+        else:
+            invalidate_instance(Article.objects.get(pk=article.pk))  # an instance of the replica
+        assert cache.get(key) is None  # at once
+        assert in_thread(read) == "Old"  # another request caches the committed row meanwhile
+    assert cache.get(key) is None  # and again when the writer's transaction commits
+    assert in_thread(read) == "New"
+
+
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("delete", ["cache.delete", "invalidate(keys=...)"])
