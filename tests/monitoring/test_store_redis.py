@@ -125,3 +125,26 @@ def test_a_batch_redis_applies_in_part_is_not_sent_again(redis_url, caplog):
     assert counts["/good/"] == 5  # counted once, not once per flush
     [record] = caplog.records
     assert "refused 1 of a flush's commands" in record.getMessage()
+
+
+@pytest.mark.parametrize("prefix", ["shop:metrics", "shop[1]:m*t?"])
+def test_clear_deletes_the_stores_own_keys_and_nothing_else_under_its_prefix(redis_url, prefix):
+    """The admin's reset: a store under a longer prefix and unrelated keys survive it."""
+    from django_perf.monitoring.store import SlowRequest
+
+    client = redis.Redis.from_url(redis_url)
+    store = RedisStore(redis_url, prefix=prefix)
+    staging = RedisStore(redis_url, prefix=f"{prefix}:staging")
+    key = Key(NOW - 120, "/a/", "GET", "2xx")
+    slow = [SlowRequest(time.time(), "/a/", "GET", 200, "/a/", 900.0)]
+    staging.write({key: make_series(3)}, [Sample("h", 1, time.time())], slow)
+    for name in (f"{prefix}:session:abc", f"{prefix}:m:latest", f"{prefix}x:total", "shop:total"):
+        client.set(name, "x")
+    others = set(client.keys())
+    store.write({key: make_series(5)}, [Sample("h", 1, time.time())], slow)
+    assert len(set(client.keys()) - others) == 6  # minute, hour, totals, samples, slow x2
+    store.clear()
+    assert store.read_totals() == []
+    assert set(client.keys()) == others
+    assert [r.series.requests for r in staging.read_totals()] == [3]
+    assert len(staging.read_slow(0)) == 1

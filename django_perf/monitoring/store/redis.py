@@ -266,9 +266,36 @@ class RedisStore(MetricsStore):
         return found[:SLOW_LOG_MAX]
 
     def clear(self) -> None:
+        """Delete this store's keys only: the families above, not everything under the prefix.
+
+        A store whose prefix extends this one (``<p>:staging``) and other keys that
+        share the prefix are left alone. A slow list is found through the routes'
+        index; one whose route left it (its newest request past retention) expires
+        on its own.
+        """
         client = self.client
-        for name in client.scan_iter(match=f"{self.prefix}:*", count=500):
-            client.delete(name)
+        prefix = self.prefix.encode()
+        names = [prefix + b":total", prefix + b":slow"]
+        names += [prefix + b":slow:" + route for route in client.zrange(names[1], 0, -1)]
+        for family in ("m", "h", "sys"):
+            names += self._numbered(family)
+        for i in range(0, len(names), 500):
+            client.delete(*names[i : i + 500])
+
+    def _numbered(self, family: str) -> list[bytes]:
+        """The keys ``<p>:<family>:<minute or hour start>`` that exist."""
+        head = f"{self.prefix}:{family}:".encode()
+        match = _glob_escape(head) + b"[0-9]*"
+        return [
+            name
+            for name in self.client.scan_iter(match=match, count=500)
+            if name[len(head) :].isdigit()
+        ]
+
+
+def _glob_escape(text: bytes) -> bytes:
+    """``text`` as a SCAN/KEYS pattern that matches only itself."""
+    return b"".join(b"\\" + bytes([c]) if c in b"*?[]\\" else bytes([c]) for c in text)
 
 
 def _parse(fields: Mapping[bytes, bytes], start: int) -> Iterable[tuple[Key, Series]]:
