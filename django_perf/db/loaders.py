@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import re
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -29,6 +28,7 @@ from django.db import connections, models
 from django.db.models.lookups import Lookup
 
 from .fields import is_native
+from .postgres import cast_type
 
 __all__ = [
     "Batcher",
@@ -403,23 +403,8 @@ class _EqualsAny(Lookup):
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple]:
         lhs_sql, lhs_params = self.process_lhs(compiler, connection)
-        db_type = _unmodified_type(self.lhs.output_field.db_type(connection))
+        db_type = cast_type(self.lhs.output_field.db_type(connection))
         return f"{lhs_sql} = ANY(%s::{db_type}[])", (*lhs_params, list(self.rhs))
-
-
-_TYPE_MODIFIERS = re.compile(r"\s*\([^)]*\)")
-
-
-def _unmodified_type(db_type: str) -> str:
-    """``db_type`` without size or precision: ``varchar(20)`` -> ``varchar``.
-
-    A cast to the column's full type would truncate or round the keys
-    (``'acme...x'::varchar(20)``, ``1.001::numeric(12,2)``), so the query would
-    match rows of a different key. Without modifiers the keys compare exactly.
-    ``char`` without a length means ``char(1)``, so it becomes ``bpchar``.
-    """
-    base = _TYPE_MODIFIERS.sub("", db_type)
-    return "bpchar" if base in ("char", "character") else base
 
 
 _KEY_TYPES: dict[str, type] = {

@@ -8,6 +8,7 @@ COPY goes straight to psycopg and is logged in ``connection.queries`` by hand.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Container, Iterable, Iterator, Sequence
@@ -20,6 +21,7 @@ from django.db.backends.utils import CursorWrapper
 
 __all__ = [
     "Column",
+    "cast_type",
     "copy_rows",
     "cursor",
     "table_columns",
@@ -33,8 +35,32 @@ class Column:
 
     name: str
     oid: int
-    type_name: str  # without modifiers, e.g. "character varying", "integer[]"
+    type_name: str  # to cast values to (see cast_type), e.g. "character varying", "bpchar"
     is_array: bool
+
+
+_TYPE_MODIFIERS = re.compile(r"\s*\([^)]*\)")
+
+# Names the SQL grammar reads as length 1 when bare (``'abc'::character`` is
+# ``'a'``), and the same types without a length, which keep every value. The
+# quoted ``"bit"`` is the type itself, not the keyword (``varbit`` would be
+# another type, and no index on a ``bit`` column would serve a comparison).
+_LENGTH_ONE_NAMES = {"character": "bpchar", "char": "bpchar", "bit": '"bit"'}
+
+
+def cast_type(type_name: str) -> str:
+    """``type_name`` as a cast that keeps values: no size or precision, and no length 1.
+
+    A cast to the column's full type truncates or rounds silently
+    (``'acme...x'::varchar(20)``, ``1.001::numeric(12,2)``), so a key would
+    match another row and a value be cut where an INSERT would have refused it.
+    Without modifiers the values reach the column as given, and the column's own
+    assignment rules apply. ``varchar(20)`` -> ``varchar``, ``character(10)[]``
+    -> ``bpchar[]``.
+    """
+    base = _TYPE_MODIFIERS.sub("", type_name).strip()
+    element = base.rstrip("[]")
+    return _LENGTH_ONE_NAMES.get(element, element) + base[len(element) :]
 
 
 _columns_cache: dict[tuple[str, str, str], dict[str, Column]] = {}
@@ -70,7 +96,10 @@ def table_columns(connection: BaseDatabaseWrapper, table: str) -> dict[str, Colu
                 " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
                 [connection.ops.quote_name(table)],
             )
-            columns = {row[0]: Column(*row) for row in wrapped.fetchall()}
+            columns = {
+                name: Column(name, oid, cast_type(type_name), is_array)
+                for name, oid, type_name, is_array in wrapped.fetchall()
+            }
         _columns_cache[key] = columns
     return columns
 

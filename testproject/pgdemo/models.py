@@ -1,5 +1,8 @@
-"""``Tagged``: PostgreSQL arrays for the bulk helpers' tests (``required_db_vendor`` keeps
-Django from creating its table anywhere else, so the same migration applies on SQLite)."""
+"""PostgreSQL-only models for the bulk helpers' tests: ``Tagged`` (arrays), ``Coded``
+(``char(n)``). ``required_db_vendor`` keeps Django from creating their tables anywhere
+else, so the same migrations apply on SQLite."""
+
+from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -20,3 +23,23 @@ class Tagged(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class FixedCharField(models.CharField):
+    """A CharField stored as blank-padded ``char(n)``, as some third-party fields are."""
+
+    def db_type(self, connection: Any) -> str:
+        return f"char({self.max_length})"
+
+
+class Coded(models.Model):
+    """``char(n)`` columns, a key among them: the bulk helpers must not cut their values."""
+
+    code = FixedCharField(max_length=10, unique=True)
+    label = FixedCharField(max_length=10)
+
+    class Meta:
+        required_db_vendor = "postgresql"
+
+    def __str__(self) -> str:
+        return self.code

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from django_perf.db import bulk_insert, bulk_update
 from testproject.bulkdemo.models import Account, Item, Kitchen
-from testproject.pgdemo.models import Tagged
+from testproject.pgdemo.models import Coded, Tagged
 
 from .conftest import UTC, kitchen_row
 
@@ -191,6 +191,20 @@ def test_small_sets_use_unnest_and_large_ones_copy_into_a_temporary_table():
     # The test runs in a transaction, so the temporary table is dropped at once; an
     # outermost call leaves that to ON COMMIT DROP.
     assert [s.split()[0] for s in statements(queries)] == ["CREATE", "COPY", "UPDATE", "DROP"]
+
+
+@pytest.mark.postgres
+@paths
+def test_char_n_values_and_keys_keep_every_character(copy_from):
+    """A bare ``character`` cast means char(1): it cut values and matched the wrong key."""
+    bulk_insert(Coded, [{"code": "a", "label": "old"}, {"code": "ab", "label": "old"}])
+    with override_settings(DJANGO_PERF={"BULK_COPY_MIN_ROWS": copy_from}):
+        count = bulk_update(Coded, [{"code": "ab", "label": "abcdef"}], ["label"], key="code")
+    assert count == 1
+    stored = {
+        code.strip(): label.strip() for code, label in Coded.objects.values_list("code", "label")
+    }
+    assert stored == {"a": "old", "ab": "abcdef"}
 
 
 @pytest.mark.postgres

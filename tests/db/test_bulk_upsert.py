@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from django_perf.db import UpsertResult, bulk_insert, bulk_upsert
 from testproject.bulkdemo.models import Account, Kitchen
-from testproject.pgdemo.models import Tagged
+from testproject.pgdemo.models import Coded, Tagged
 
 from .conftest import kitchen_row
 
@@ -104,6 +104,21 @@ def test_postgresql_tells_inserts_from_updates_in_one_statement():
     (statement,) = [q["sql"] for q in queries if q["sql"].startswith("INSERT")]
     assert 'ON CONFLICT ("tenant", "code") DO UPDATE SET "name" = EXCLUDED."name"' in statement
     assert "(t.xmax = 0)" in statement
+
+
+@pytest.mark.postgres
+@paths
+def test_char_n_values_keep_every_character(copy_from):
+    """A bare ``character`` cast means char(1): the upsert cut the values to one letter."""
+    bulk_insert(Coded, [{"code": "ab", "label": "old"}])
+    rows = [{"code": "ab", "label": "abcdef"}, {"code": "abc", "label": "ghijkl"}]
+    with override_settings(DJANGO_PERF={"BULK_COPY_MIN_ROWS": copy_from}):
+        result = bulk_upsert(Coded, rows, ["code"], ["label"])
+    assert (result.inserted, result.updated) == (1, 1)
+    stored = {
+        code.strip(): label.strip() for code, label in Coded.objects.values_list("code", "label")
+    }
+    assert stored == {"ab": "abcdef", "abc": "ghijkl"}
 
 
 @pytest.mark.postgres
