@@ -19,11 +19,11 @@ from django.core.cache import caches
 
 from .backend import FAILED, TieredCache
 from .config import KINDS
-from .patterns import check_pattern, stored_pattern
+from .patterns import check_pattern, key_frame, stored_pattern
 from .tags import check_tags, invalidate_tags, tag_key
 from .tiers.memory import glob_to_regex
 
-__all__ = ["InvalidationReport", "Progress", "invalidate"]
+__all__ = ["InvalidationReport", "Progress", "invalidate", "pattern_problem"]
 
 #: ``progress(tier, scanned, total, matched)``: called while a pattern scan runs;
 #: ``total`` is None where the size is not known up front.
@@ -133,6 +133,20 @@ def deletes_patterns(backend: Any) -> bool:
     return issubclass(klass, TieredCache) or hasattr(klass, "delete_pattern")
 
 
+def pattern_problem(cache: Any, alias: str) -> str | None:
+    """Why ``cache`` cannot delete by pattern (None: it can)."""
+    if not deletes_patterns(cache):
+        return (
+            f"The cache {alias!r} ({type(cache).__name__}) cannot delete by pattern; use "
+            "django_perf.cache.TieredCache or django-redis, or invalidate by key or tag."
+        )
+    try:
+        key_frame(cache)
+    except ValueError as error:
+        return f"The cache {alias!r}: {error}"
+    return None
+
+
 def _select_tiers(cache: Any, alias: str, tiers: Iterable[str] | None) -> list[str]:
     kinds = tier_kinds(cache)
     if tiers is None:
@@ -222,6 +236,9 @@ def invalidate(
             "Tags are invalidated in every tier at once (one new generation per tag); leave "
             "tiers out when passing tags."
         )
+    problem = pattern_problem(cache, alias) if patterns else None
+    if problem:
+        raise ValueError(problem)  # before anything is dropped, not after the keys
     for kind in kinds:
         report.per_tier[kind] = 0
     run(
@@ -498,12 +515,9 @@ class Plain:
 
     def pattern(self, pattern: str, progress: Progress | None) -> None:
         cache = self.cache
-        if not deletes_patterns(cache):
-            raise ValueError(
-                f"The cache {self.report.alias!r} ({type(cache).__name__}) cannot delete by "
-                "pattern; use django_perf.cache.TieredCache or django-redis, or invalidate by "
-                "key or tag."
-            )
+        problem = pattern_problem(cache, self.report.alias)
+        if problem:
+            raise ValueError(problem)
         if self.report.dry_run:
             count = sum(1 for _ in cache.iter_keys(pattern))
         else:

@@ -23,6 +23,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
 from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
@@ -30,8 +31,8 @@ from django.utils.module_loading import import_string
 
 from django_perf.signals import rows_changed
 
-from .engine import InvalidationReport, deletes_patterns, run, tier_kinds
-from .patterns import check_pattern
+from .engine import InvalidationReport, deletes_patterns, pattern_problem, run, tier_kinds
+from .patterns import check_pattern, key_frame
 
 __all__ = [
     "Registration",
@@ -211,6 +212,18 @@ def _check_patterns(model: type[models.Model], alias: str, patterns: Any) -> Non
             f"({backend}) cannot delete by pattern; use django_perf.cache.TieredCache or "
             "django-redis for it, or name the entries with keys= or tags= instead."
         )
+    # The key format from the settings alone: building the cache itself here, at import
+    # time, would connect to its servers.
+    try:
+        keys_like = BaseCache(settings.CACHES[alias])
+    except Exception:
+        return  # e.g. a KEY_FUNCTION that does not import: Django reports it on first use
+    try:
+        key_frame(keys_like)
+    except ValueError as error:
+        raise ValueError(
+            f"register({_label(model)}, patterns=..., alias={alias!r}): {error}"
+        ) from None
 
 
 def _check_alias(alias: Any) -> str:
@@ -420,15 +433,14 @@ def apply(bundles: Bundles) -> None:
             continue
         cache = caches[alias]
         patterns = sorted(bundle.patterns)
-        if patterns and not deletes_patterns(cache):
+        problem = pattern_problem(cache, alias) if patterns else None
+        if problem:
             # register() checked the cache, but settings can change since: the row is already
-            # written, so raising here would fail a save that succeeded. Log and go on.
+            # written, so raising here would fail a save that succeeded. Log, do the rest.
             logger.error(
-                "The cache %r (%s) cannot delete by pattern; patterns %s of a registration "
-                "were not invalidated.",
-                alias,
-                type(cache).__name__,
+                "The patterns %s of a registration were not invalidated: %s",
                 ", ".join(patterns),
+                problem,
             )
             patterns = []
         report = InvalidationReport(alias=alias)

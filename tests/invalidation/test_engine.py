@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -205,6 +206,19 @@ def test_a_backend_without_tiers_is_invalidated_through_the_cache_api(configure_
         invalidate(keys=["a"], alias="plain", tiers=["memory"])
     invalidate(everything=True, alias="plain")
     assert plain.get("b") is None
+
+
+def test_patterns_on_a_cache_that_hashes_its_keys_fail_before_anything_is_dropped(
+    configure_cache,
+):
+    def hashed_key(key: str, key_prefix: str, version: int) -> str:
+        return hashlib.sha1(f"{key_prefix}:{version}:{key}".encode()).hexdigest()
+
+    cache = configure_cache("memory", "database", KEY_FUNCTION=hashed_key)
+    cache.set("a", 1)
+    with pytest.raises(ValueError, match="KEY_FUNCTION changes it"):
+        invalidate(keys=["a"], patterns=["a*"])
+    assert cache.get("a") == 1
 
 
 def test_the_report_is_json_serializable(configure_cache):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext, isolate_apps
 
 from django_perf.cache.invalidation import (
@@ -456,3 +457,45 @@ def test_a_cache_changed_after_register_logs_patterns_it_cannot_drop(
     assert Article.objects.get(pk=article.pk).title == "Changed"
     assert plain.get(f"page:{article.pk}") is None  # keys are still dropped
     assert f"patterns feed:{article.pk}:* of a registration were not invalidated" in caplog.text
+
+
+def hashed_key(key: str, key_prefix: str, version: int) -> str:
+    """A KEY_FUNCTION that hides the key (as sites that hash long keys do)."""
+    return hashlib.sha1(f"{key_prefix}:{version}:{key}".encode()).hexdigest()
+
+
+def test_patterns_on_a_cache_that_hashes_its_keys_fail_at_register(configure_cache):
+    configure_cache("memory", "database", KEY_FUNCTION=hashed_key)
+    before = registry.registrations()
+    try:
+        with pytest.raises(ValueError, match=r"register\(blog\.Article, patterns=.*KEY_FUNCTION"):
+            register(Article, patterns=lambda a: [f"feed:{a.pk}:*"])
+        assert registry.registrations() == before
+    finally:  # a registration let through would fail every later Article.save()
+        for registration in registry.registrations():
+            if not any(registration is kept for kept in before):
+                registry.remove(registration)
+
+
+def test_a_key_function_changed_after_register_logs_patterns_and_does_the_rest(
+    configure_cache, author, caplog
+):
+    article = new_article(author)
+    configure_cache("memory", "database")
+    with registered(
+        Article,
+        patterns=lambda a: [f"feed:{a.pk}:*"],
+        keys=lambda a: [f"page:{a.pk}"],
+        tags=lambda a: ["pages"],
+    ):
+        cache = configure_cache("memory", "database", KEY_FUNCTION=hashed_key)
+        cache.set(f"page:{article.pk}", "page")
+        list_key = tagged_key("list", ["pages"])
+        with caplog.at_level("ERROR", logger="django_perf.cache"), transaction.atomic():
+            article.title = "Changed"
+            article.save()  # the row is written: the save, and its transaction, go on
+    assert Article.objects.get(pk=article.pk).title == "Changed"
+    assert cache.get(f"page:{article.pk}") is None  # keys and tags are still dropped
+    assert tagged_key("list", ["pages"]) != list_key
+    assert f"patterns feed:{article.pk}:* of a registration were not invalidated" in caplog.text
+    assert "KEY_FUNCTION" in caplog.text
