@@ -129,8 +129,11 @@ def _upsert_fallback(
 ) -> UpsertResult:
     """Off PostgreSQL: update the rows whose key exists, insert the others.
 
-    The insert still handles conflicts, for a row another transaction inserted
-    after the lookup.
+    With ``set_fields`` the insert still handles conflicts on the key, for a row
+    another transaction inserted after the lookup. Without, the new rows are
+    inserted plainly: the backends' "ignore" (``INSERT OR IGNORE``, ``INSERT
+    IGNORE``, a target-less ``DO NOTHING``) would also drop rows that break
+    another constraint, where PostgreSQL's ``ON CONFLICT (key) DO NOTHING`` raises.
     """
     found = fallback.existing(rowset, key_fields, keys, whole_table=True)  # as ON CONFLICT
     updated_pks = fallback.update_rows(rowset, set_fields, found) if set_fields else []
@@ -145,8 +148,8 @@ def _upsert_fallback(
             update_fields=set_fields,
         )
     else:
-        inserted_pks = fallback.insert_rows(rowset, new, on_conflict=OnConflict.IGNORE)
-    if None in inserted_pks:  # ignore_conflicts returns no keys: look them up
+        inserted_pks = fallback.insert_rows(rowset, new)
+    if None in inserted_pks:  # a backend that returns no keys: look them up
         now = dict(fallback.existing(rowset, key_fields, keys, whole_table=True))
         inserted_pks = [now[i] for i in new if i in now]
     skipped = 0 if set_fields else len(found)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
@@ -78,6 +78,18 @@ def test_new_rows_get_defaults_and_every_type_round_trips(copy_from):
     for name, value in kitchen_row(name="fresh").items():
         actual = stored["fresh"][name]
         assert (bytes(actual) if name == "blob" else actual) == value, name
+
+
+def test_empty_update_fields_skip_only_conflicts_on_the_unique_fields():
+    """A row that breaks another constraint raises, as ON CONFLICT (key) DO NOTHING does.
+
+    SQLite's INSERT OR IGNORE dropped it silently, and the counts did not add up.
+    """
+    bulk_insert(Account, [account("t", "a")])
+    rows = [account("t", "a"), account("t", "b", email="t.a@x.org")]  # (t, a)'s email
+    with pytest.raises(IntegrityError):
+        bulk_upsert(Account, rows, ["tenant", "code"], [])
+    assert list(Account.objects.values_list("code", flat=True)) == ["a"]
 
 
 def test_rows_mixing_given_and_generated_primary_keys():
