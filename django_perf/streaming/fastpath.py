@@ -12,6 +12,7 @@ type; :func:`why_not` says why not otherwise, and the Python path runs.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
-from django.db import connections
+from django.db import connections, transaction
 
 from .encoders import csv_lines, encode_text
 from .query import Column, QueryPlan
@@ -231,7 +232,15 @@ def copy_chunks(plan: QueryPlan, format: str, chunk_size: int) -> Iterator[bytes
         sql = sql.replace("%%", "%")
     finish = _finisher(plan, format)
     connection = connections[plan.alias]
-    with connection.cursor() as cursor, connection.wrap_database_errors:
+    # Cancelling a COPY aborts the transaction it runs in: inside the caller's atomic()
+    # it runs in a savepoint of its own, which an early close rolls back, so that the
+    # caller's transaction goes on (decided when iteration starts, like the Python path).
+    scope = (
+        transaction.atomic(using=plan.alias)
+        if connection.in_atomic_block
+        else contextlib.nullcontext()
+    )
+    with scope, connection.cursor() as cursor, connection.wrap_database_errors:
         copy_context = cursor.cursor.copy(sql, params or None)
 
         def start(sql, params, many, context):

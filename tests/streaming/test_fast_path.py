@@ -243,3 +243,33 @@ def test_an_array_of_timestamps_is_spelled_as_django_writes_datetimes(fast_path)
     for format in FORMATS:
         body = stream(queryset, format, fields=fields, fast_path=fast_path)[1]
         assert body == expected.body(format, fields, queryset=queryset), format
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fast_path", [False, True])
+def test_closing_a_stream_early_inside_atomic_leaves_the_transaction_usable(fast_path):
+    # The test runs inside a transaction (the db fixture), as a view under ATOMIC_REQUESTS,
+    # a management command or a task inside atomic() does. Cancelling a COPY aborts the
+    # transaction it runs in; the caller's own work and its next queries must survive it.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO blog_event (uuid, kind, occurred_at, day, local_time, duration, score,"
+            " amount, count, total, is_bot, payload, note)"
+            " SELECT gen_random_uuid(), 'bulk', now(), current_date, '01:02:03',"
+            " interval '1 second', g * 1.5, 1, g, g, false, '{}', repeat('x', 100)"
+            " FROM generate_series(1, 50000) g"
+        )
+    Event.objects.filter(kind="bulk", count__lte=10).update(kind="mine")
+    response = stream_queryset(
+        RequestFactory().get("/"),
+        Event.objects.order_by("id"),
+        fields=["id", "note"],
+        chunk_size=100,
+        fast_path=fast_path,
+    )
+    assert response[PATH_HEADER] == ("copy" if fast_path else "python")
+    body = iter(response.streaming_content)
+    next(body)
+    # What a WSGI server does when the client goes away (PEP 3333: close the iterable).
+    response._iterator.close()
+    assert Event.objects.filter(kind="mine").count() == 10
