@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
+from django.db.models.query import ModelIterable
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
@@ -148,6 +149,13 @@ def _stream_items(
     if isinstance(items, str | bytes | dict):
         raise TypeError(
             f"stream_{format}() needs an iterable of rows, not a single {type(items).__name__}."
+        )
+    if isinstance(items, QuerySet) and issubclass(items._iterable_class, ModelIterable):
+        # Found now, not after the status line went out when the first row fails to encode.
+        raise TypeError(
+            f"stream_{format}() got a queryset of {items.model.__name__} instances, which it "
+            "cannot encode: use stream_queryset(request, queryset, ...) for model rows, or "
+            "pass queryset.values(...) / .values_list(...)."
         )
     backend = json_backend(perf_settings.STREAMING_JSON_ENCODER)
     encode = item_encoder(format, backend, header)

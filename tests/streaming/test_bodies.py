@@ -1,6 +1,7 @@
 """Response bodies in process: iterator kinds, framing, closing, cancellation, bad arguments."""
 
 import asyncio
+import datetime
 import json
 import logging
 import threading
@@ -15,7 +16,7 @@ from django.test import AsyncRequestFactory, RequestFactory
 from django_perf.streaming import stream_csv, stream_json, stream_ndjson, stream_queryset
 from django_perf.streaming.bodies import ThreadedBody, framed, guarded, is_async_server
 from django_perf.streaming.formats import framing
-from testproject.blog.models import Event
+from testproject.blog.models import Author, Event
 
 # Closing a response sends request_finished, which closes database connections.
 pytestmark = pytest.mark.django_db
@@ -230,6 +231,9 @@ def test_the_server_kind_without_a_request():
     [
         (lambda: stream_json("text"), TypeError, "needs an iterable of rows, not a single str"),
         (lambda: stream_ndjson(42), TypeError, "not int"),
+        (lambda: stream_json(Event.objects.all()), TypeError, "queryset of Event instances"),
+        (lambda: stream_ndjson(Event.objects.all()), TypeError, "use stream_queryset"),
+        (lambda: stream_csv(Event.objects.all(), header=["id"]), TypeError, r"\.values\("),
         (lambda: stream_queryset(WSGI, [1, 2]), TypeError, "needs a QuerySet, got list"),
         (lambda: stream_queryset(WSGI, Event.objects.all(), fields="id"), TypeError, "list of"),
         (lambda: stream_queryset(WSGI, Event.objects.all(), fields=["nope"]), FieldError, "nope"),
@@ -268,3 +272,18 @@ def test_a_closed_threaded_body_ends_and_can_be_closed_again():
     body.close()
     with pytest.raises(StopAsyncIteration):
         async_to_sync(body.__anext__)()
+
+
+@pytest.mark.django_db
+def test_values_querysets_are_rows_for_the_plain_helpers():
+    joined = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+    ids = [
+        Author.objects.create(name=f"a{i}", email=f"a{i}@example.com", joined_at=joined).pk
+        for i in range(3)
+    ]
+    rows = Author.objects.filter(id__in=ids).order_by("id")
+    assert json.loads(b"".join(stream_json(rows.values("id"), request=WSGI))) == [
+        {"id": i} for i in ids
+    ]
+    csv_body = b"".join(stream_csv(rows.values_list("id"), header=["id"], request=WSGI))
+    assert csv_body.decode().split() == ["id", *map(str, ids)]
