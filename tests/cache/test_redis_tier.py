@@ -150,6 +150,15 @@ def test_set_nx_touch_and_incr_on_raw_redis(redis_url):
     client.close()
 
 
+@pytest.mark.parametrize("start", [2**53, 1_733_000_000_123_456_789, 2**63 - 2])
+def test_incr_returns_the_exact_value_past_2_53(make_cache, coherent, redis_url, start):
+    # Lua sees INCRBY's reply as a double; the value returned must still be exact.
+    cache = coherent(make_cache(MEMORY, redis_tier(redis_url), STRICT=True))
+    cache.set("n", start)
+    assert cache.incr("n") == start + 1
+    assert cache.get("n") == start + 1
+
+
 def test_the_memory_redis_shorthand_works_end_to_end(make_cache, coherent, redis_url):
     cache = coherent(make_cache(MEMORY, redis_tier(redis_url)))
     cache.set("k", {"a": 1})

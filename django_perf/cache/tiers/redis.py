@@ -53,9 +53,11 @@ return 1
 """
 
 # KEYS[1] key; ARGV[1] delta. An existing key only; errors (not an integer) abort the script.
+# Returns the stored digits: INCRBY's reply reaches Lua as a double, exact only up to 2**53.
 INCR_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-return redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('INCRBY', KEYS[1], ARGV[1])
+return redis.call('GET', KEYS[1])
 """
 
 # KEYS: keys; ARGV: the value each must still hold. Unlinks those that hold it; returns how many.
@@ -193,12 +195,13 @@ class RedisTier:
     def incr(self, key: str, delta: int) -> Any:
         """The new value; None if ``key`` is absent; NOT_INTEGER if Redis cannot add to it."""
         try:
-            return self._run(INCR_SCRIPT, [key], [delta])
+            value = self._run(INCR_SCRIPT, [key], [delta])
         except self._response_error as error:
             text = str(error)
             if "not an integer" in text or "overflow" in text:
                 return NOT_INTEGER
             raise
+        return None if value is None else int(value)
 
     def clear(self) -> None:
         self.writer().flushdb()
