@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import NotSupportedError, models, transaction
 
+from ..conf import perf_settings
 from . import fallback, postgres
 from .fields import OMIT, is_native
 from .notify import listening, rows_written
@@ -54,7 +55,11 @@ def bulk_insert(
 
 
 def _copy(rowset: RowSet, need_pks: bool) -> list[Any]:
-    """COPY the rows; take auto primary keys from the sequence first if they are needed."""
+    """COPY the rows; take auto primary keys from the sequence first if they are needed.
+
+    A key the database makes without a sequence (a ``db_default``) cannot be
+    taken beforehand: those rows are inserted with ``RETURNING`` instead.
+    """
     target = rowset.target
     connection = target.connection
     opts = target.model._meta
@@ -63,7 +68,10 @@ def _copy(rowset: RowSet, need_pks: bool) -> list[Any]:
     with postgres.cursor(connection) as (wrapped, raw):
         pk_index = rowset.fields.index(opts.pk)
         if need_pks and (pk_index in rowset.omittable or pk_index in rowset.left_out):
-            _allocate_pks(rowset, pk_index, wrapped)
+            sequence = postgres.serial_sequence(wrapped, connection, table, opts.pk.column)
+            if sequence is None:
+                return _insert_returning(rowset, wrapped, raw)
+            _allocate_pks(rowset, pk_index, wrapped, sequence)
         for column_indexes, row_indexes in rowset.groups():
             table_columns = [columns[rowset.fields[j].column] for j in column_indexes]
             values = [rowset.columns[j] for j in column_indexes]
@@ -75,22 +83,61 @@ def _copy(rowset: RowSet, need_pks: bool) -> list[Any]:
     return rowset.columns[pk_index] if need_pks else []
 
 
-def _allocate_pks(rowset: RowSet, pk_index: int, wrapped: Any) -> None:
+def _allocate_pks(rowset: RowSet, pk_index: int, wrapped: Any, sequence: str) -> None:
     """Fill the rows' missing auto primary keys with values from the table's sequence."""
-    opts = rowset.target.model._meta
-    connection = rowset.target.connection
     if pk_index in rowset.left_out:
-        ids = postgres.allocate_ids(wrapped, connection, opts.db_table, opts.pk.column,
-                                    rowset.size)  # fmt: skip
-        rowset.columns[pk_index] = ids
+        rowset.columns[pk_index] = postgres.allocate_ids(wrapped, sequence, rowset.size)
         rowset.left_out.discard(pk_index)
         return
     pk_values = rowset.columns[pk_index]
     missing = [i for i, v in enumerate(pk_values) if v is OMIT]
-    ids = postgres.allocate_ids(wrapped, connection, opts.db_table, opts.pk.column, len(missing))
+    ids = postgres.allocate_ids(wrapped, sequence, len(missing))
     for i, pk in zip(missing, ids, strict=True):
         pk_values[i] = pk
     rowset.omittable.remove(pk_index)
+
+
+def _insert_returning(rowset: RowSet, wrapped: Any, raw: Any) -> list[Any]:
+    """``INSERT ... SELECT ... RETURNING pk`` per chunk; the keys in the order of the rows.
+
+    The rows are staged as ``bulk_upsert`` stages them (``unnest()``, or COPY into
+    a temporary table from ``BULK_COPY_MIN_ROWS`` rows); PostgreSQL inserts and
+    returns them in the order they are read, as Django's ``bulk_create`` relies on.
+    """
+    target = rowset.target
+    connection = target.connection
+    opts = target.model._meta
+    quote = connection.ops.quote_name
+    table = opts.db_table
+    table_columns = postgres.table_columns(connection, table)
+    returning = f"RETURNING {quote(opts.pk.column)}"
+    step = perf_settings.BULK_BATCH_SIZE
+    pks: list[Any] = [None] * rowset.size
+    for column_indexes, row_indexes in rowset.groups():
+        columns = [table_columns[rowset.fields[j].column] for j in column_indexes]
+        names = ", ".join(quote(c.name) for c in columns)
+        selected = ", ".join(f"s.{quote(c.name)}" for c in columns)
+        use_copy = min(len(row_indexes), step) >= perf_settings.BULK_COPY_MIN_ROWS
+        for start in range(0, len(row_indexes), step):
+            chunk = row_indexes[start : start + step]
+            values = [[rowset.columns[j][i] for i in chunk] for j in column_indexes]
+            with postgres.staged(connection, wrapped, raw, table, columns, values,
+                                 use_copy) as (source, params):  # fmt: skip
+                wrapped.execute(
+                    f"INSERT INTO {quote(table)} ({names}) SELECT {selected} FROM {source} "
+                    f"{returning}",
+                    params,
+                )
+                returned = wrapped.fetchall()
+            for i, (pk,) in zip(chunk, returned, strict=True):
+                pks[i] = _from_db(opts.pk, pk, connection)
+    return pks
+
+
+def _from_db(model_field: models.Field, value: Any, connection: Any) -> Any:
+    """A returned key as the field gives it (its ``from_db_value``, as ``bulk_create`` does)."""
+    from_db_value = getattr(model_field, "from_db_value", None)
+    return value if from_db_value is None else from_db_value(value, None, connection)
 
 
 def _create(rowset: RowSet, returning: bool) -> list[Any]:

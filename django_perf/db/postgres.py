@@ -186,14 +186,16 @@ def unnest(connection: BaseDatabaseWrapper, columns: Sequence[Column], alias: st
     return f"unnest({arrays}) AS {alias}({names})"
 
 
-def allocate_ids(wrapped: CursorWrapper, connection: BaseDatabaseWrapper, table: str,
-                 column: str, count: int) -> list[int]:  # fmt: skip
-    """Take ``count`` values from the sequence behind ``table.column`` (serial or identity)."""
+def serial_sequence(wrapped: CursorWrapper, connection: BaseDatabaseWrapper, table: str,
+                    column: str) -> str | None:  # fmt: skip
+    """The sequence behind ``table.column`` (serial or identity); None for, say, a db_default."""
     wrapped.execute("SELECT pg_get_serial_sequence(%s, %s)", [connection.ops.quote_name(table),
                                                               column])  # fmt: skip
-    (sequence,) = wrapped.fetchone()
-    if sequence is None:
-        raise ValueError(f"{table}.{column} has no sequence to take primary keys from")
+    return wrapped.fetchone()[0]
+
+
+def allocate_ids(wrapped: CursorWrapper, sequence: str, count: int) -> list[int]:
+    """Take ``count`` values from ``sequence``, in ascending order."""
     wrapped.execute(
         "SELECT array_agg(nextval(%s::regclass)) FROM generate_series(1, %s)", [sequence, count]
     )

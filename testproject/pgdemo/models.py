@@ -1,10 +1,11 @@
 """PostgreSQL-only models for the bulk helpers' tests: ``Tagged`` (arrays), ``Coded``
-(``char(n)``). ``required_db_vendor`` keeps Django from creating their tables anywhere
-else, so the same migrations apply on SQLite."""
+(``char(n)``), ``Minted`` (a ``db_default`` primary key). ``required_db_vendor`` keeps
+Django from creating their tables anywhere else, so the same migrations apply on SQLite."""
 
 from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.functions import RandomUUID
 from django.db import models
 
 
@@ -43,3 +44,16 @@ class Coded(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+class Minted(models.Model):
+    """A primary key the database makes with ``db_default``: no sequence to take keys from."""
+
+    id = models.UUIDField(primary_key=True, db_default=RandomUUID())
+    name = models.CharField(max_length=20)
+
+    class Meta:
+        required_db_vendor = "postgresql"
+
+    def __str__(self) -> str:
+        return self.name

@@ -9,12 +9,13 @@ import zoneinfo
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_perf.db import bulk_insert, bulk_upsert
 from testproject.bulkdemo.models import Item, Kitchen, Stamped, Token
-from testproject.pgdemo.models import Tagged
+from testproject.pgdemo.models import Minted, Tagged
 
 from .conftest import UTC, kitchen_row
 
@@ -169,6 +170,32 @@ def test_application_chosen_primary_keys():
     pks = bulk_insert(Token, [{"id": chosen, "label": "a"}, Token(label="b")], returning=True)
     assert pks[0] == chosen
     assert set(Token.objects.values_list("pk", flat=True)) == set(pks)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("copy_from", [10_000, 1], ids=["unnest", "copy"])
+def test_returning_keys_the_database_makes_without_a_sequence(copy_from):
+    """A db_default key has no sequence to take keys from first: they come from RETURNING."""
+    chosen = uuid.uuid4()
+    rows = [{"name": "a"}, {"id": chosen, "name": "b"}, Minted(name="c"), {"name": "d"}]
+    with override_settings(DJANGO_PERF={"BULK_COPY_MIN_ROWS": copy_from}):
+        pks = bulk_insert(Minted, rows, returning=True)
+    assert pks[1] == chosen
+    assert all(isinstance(pk, uuid.UUID) for pk in pks)
+    names = dict(Minted.objects.values_list("pk", "name"))
+    assert [names[pk] for pk in pks] == ["a", "b", "c", "d"]
+    assert rows[2].pk == pks[2]
+    assert not rows[2]._state.adding
+
+
+@pytest.mark.postgres
+def test_a_rows_changed_listener_gets_keys_the_database_makes(
+    changes, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bulk_insert(Minted, [{"name": "a"}, {"name": "b"}]) == 2
+    (call,) = changes.calls
+    assert set(call["pks"]) == set(Minted.objects.values_list("pk", flat=True))
 
 
 def test_without_returning_it_counts_rows():
