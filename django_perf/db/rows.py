@@ -310,16 +310,36 @@ def _instance_column(target: Target, rows: list, model_field: models.Field, inse
     Attributes are read with ``attrgetter``. A deferred field (``only()``,
     ``defer()``) would make Django query the database for each instance, so
     queries are refused while reading and such a field is reported instead.
+    A field's own queries (a ``pre_save()`` looking for a free slug, a
+    descriptor) are the field's business, and run.
     """
+    if insert and _has_pre_save(model_field):
+        return _pre_save_column(target, rows, model_field)
     attname = model_field.attname
     try:
         with _no_queries():
-            if insert and _has_pre_save(model_field):
-                return [model_field.pre_save(obj, True) for obj in rows]
             return list(map(attrgetter(attname), rows))
     except _QueryRefused:
-        index = next(i for i, obj in enumerate(rows) if attname not in vars(obj))
-        raise _deferred(target, index, model_field) from None
+        index = next((i for i, obj in enumerate(rows) if attname not in vars(obj)), None)
+        if index is not None:
+            raise _deferred(target, index, model_field) from None
+    return list(map(attrgetter(attname), rows))  # no deferred row: the queries were the field's
+
+
+def _pre_save_column(target: Target, rows: list, model_field: models.Field) -> list:
+    """``pre_save()`` of each instance, free to query; where the field is deferred, refused."""
+    attname = model_field.attname
+    values = []
+    for index, obj in enumerate(rows):
+        if attname in vars(obj):
+            values.append(model_field.pre_save(obj, True))
+            continue
+        try:  # deferred: pre_save() may read it, a query per row; auto_now sets it
+            with _no_queries():
+                values.append(model_field.pre_save(obj, True))
+        except _QueryRefused:
+            raise _deferred(target, index, model_field) from None
+    return values
 
 
 def _deferred(target: Target, index: int, model_field: models.Field) -> RowValueError:

@@ -8,12 +8,13 @@ import uuid
 import zoneinfo
 
 import pytest
-from django.db import connection
+from django.db import connection, models
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.text import slugify
 
-from django_perf.db import bulk_insert, bulk_upsert
+from django_perf.db import RowValueError, bulk_insert, bulk_upsert
 from testproject.bulkdemo.models import Item, Kitchen, Stamped, Token
 from testproject.pgdemo.models import Minted, Tagged
 
@@ -196,6 +197,39 @@ def test_a_rows_changed_listener_gets_keys_the_database_makes(
         assert bulk_insert(Minted, [{"name": "a"}, {"name": "b"}]) == 2
     (call,) = changes.calls
     assert set(call["pks"]) == set(Minted.objects.values_list("pk", flat=True))
+
+
+def free_slug(field: models.SlugField, instance: models.Model, add: bool) -> str:
+    """An AutoSlugField-style ``pre_save()``: keep a given slug, else query for a free one."""
+    slug = getattr(instance, field.attname) or slugify(instance.name)
+    base, n = slug, 1
+    while type(instance).objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    setattr(instance, field.attname, slug)
+    return slug
+
+
+def test_a_pre_save_that_queries_runs(monkeypatch):
+    """Queries were refused while reading instances, and the refusal ended in StopIteration."""
+    monkeypatch.setattr(models.SlugField, "pre_save", free_slug)
+    Kitchen.objects.create(name="Hello", slug="hello")
+    assert bulk_insert(Kitchen, [Kitchen(name="Hello"), Kitchen(name="Other")]) == 2
+    assert sorted(Kitchen.objects.values_list("slug", flat=True)) == ["hello", "hello-2", "other"]
+
+
+def test_a_deferred_field_whose_pre_save_reads_it_is_refused(monkeypatch):
+    """Reading it would load it, a query per row: refused as any deferred field is."""
+    monkeypatch.setattr(models.SlugField, "pre_save", free_slug)
+    Kitchen.objects.create(name="a")
+    obj = Kitchen.objects.defer("slug").get()
+    obj.pk = None
+    obj._state.adding = True
+    with pytest.raises(RowValueError) as raised:
+        bulk_insert(Kitchen, [obj])
+    assert (raised.value.index, raised.value.field) == (0, "slug")
+    assert "slug" not in vars(obj)  # Django did not load it
+    assert Kitchen.objects.count() == 1
 
 
 def test_without_returning_it_counts_rows():
