@@ -28,7 +28,7 @@ from ..conf import perf_settings
 from . import queries
 from .queries import QueryLog, RequestTally
 from .recorder import FOLD_AT, UNMATCHED_ROUTE, get_recorder
-from .series import METHODS, STATUS_CLASSES, Key
+from .series import METHODS, STATUS_CLASSES, Key, request_weight
 from .store.base import SlowRequest
 from .streaming import CountingAsyncIterator, CountingIterator
 
@@ -69,7 +69,7 @@ class PerformanceMiddleware:
             markcoroutinefunction(self)
         self.exclude = tuple(perf_settings.MONITORING_EXCLUDE_PATHS)
         self.rate = float(perf_settings.MONITORING_SAMPLE_RATE)
-        self.weight = 1.0 / self.rate
+        self.weight = request_weight(self.rate)
         slow = perf_settings.MONITORING_SLOW_REQUEST_MS
         self.slow_ns = NEVER if slow is None else int(slow * 1_000_000)
         self.n_plus_one = perf_settings.MONITORING_N_PLUS_ONE_THRESHOLD

@@ -2,10 +2,10 @@
 
 One scrape sees every worker on every host, because it reads the shared store
 rather than this process's memory (no multiprocess directory, no per-worker
-ports). Counters are lifetime totals (they only grow, as Prometheus expects);
-latency is a histogram with the usual ``le`` buckets, derived from the
-log-linear buckets; the last five minutes' percentiles and the latest system
-samples are gauges.
+ports). Counters are lifetime totals (they only grow, as Prometheus expects,
+while the sample rate stays the same: see the docs); latency is a histogram
+with the usual ``le`` buckets, derived from the log-linear buckets; the last
+five minutes' percentiles and the latest system samples are gauges.
 
 Access: a bearer token (``MONITORING_METRICS_TOKEN``) or a logged-in staff
 user with the ``django_perf.view_metrics`` permission. Anything else gets 401
@@ -85,13 +85,14 @@ class StoreCollector:
             "Cache hits, misses and errors per tier during requests.",
             labels=["tier", "event"],
         )
-        # Rows are per (minute or hour, route, method, status class): the counters labelled
-        # more coarsely are summed first, so each label set is exposed once. Counts are
-        # scaled to the traffic they stand for (1 / sample rate), like requests_total.
+        # Rows are per (route, method, status class): the counters labelled more coarsely
+        # are summed first, so each label set is exposed once. Counts are scaled to the
+        # traffic they stand for (1 / sample rate), like requests_total. Summed in one
+        # order at every scrape: float sums in a fixed order never shrink when a term grows.
         per_route: dict[str, list[float]] = {}
         per_alias: dict[tuple[str, str], list[float]] = {}
         cache_events: dict[tuple[str, str], float] = {}
-        for row in self.store.read_totals():
+        for row in sorted(self.store.read_totals(), key=lambda row: row.key):
             key, series = row.key, row.series
             scale = stats.requests_per_recorded(row)
             values = [key.route, key.method, key.status]

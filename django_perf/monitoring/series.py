@@ -21,7 +21,9 @@ __all__ = [
     "SUMS",
     "Key",
     "Series",
+    "flushed_weight",
     "query_count_name",
+    "request_weight",
     "status_name",
 ]
 
@@ -73,6 +75,28 @@ def status_name(status: int) -> str | None:
 
 
 _FIXED = tuple(SUMS)
+
+# Weights are kept in steps of 1/4096 request: sums of such numbers (below 2**41) are exact
+# in a float, so the stores add them in any order and get the same total, and a total
+# of N requests at one sample rate divided by N is exactly their weight (see flushed_weight).
+WEIGHT_STEPS = 4096
+
+
+def request_weight(rate: float) -> float:
+    """What one request recorded at sample ``rate`` stands for: ``1 / rate``, in weight steps."""
+    steps = WEIGHT_STEPS / rate
+    return round(steps) / WEIGHT_STEPS if steps < 2**52 else 1 / rate
+
+
+def flushed_weight(series: Series) -> float:
+    """The weight a store keeps for a flushed series: its requests times their weight, in steps.
+
+    Equal to ``series.weight`` when each request's weight was in steps already (as the
+    middleware records them); otherwise it puts the series' average weight in steps.
+    """
+    if not series.requests:
+        return round(series.weight * WEIGHT_STEPS) / WEIGHT_STEPS
+    return series.requests * (round(series.weight / series.requests * WEIGHT_STEPS) / WEIGHT_STEPS)
 
 
 class Series:

@@ -182,6 +182,89 @@ def test_cache_seconds_are_not_exposed_as_cache_events(perf, monitoring_urls):
     assert events == {(("event", "hit"), ("tier", "memory")): 3}
 
 
+def _collect(store):
+    """One scrape of ``store``'s counters: {(name, labels): value}."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from django_perf.monitoring.prometheus import StoreCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(store, now=NOW_FOR_COUNTERS))
+    text = generate_latest(registry).decode()
+    counters = {
+        family.name for family in text_string_to_metric_families(text) if family.type == "counter"
+    }
+    return {
+        (name, labels): value
+        for (name, labels), value in samples(text).items()
+        if name.removesuffix("_total") in counters
+    }
+
+
+def _sampled(n, rate, body=0):
+    """``n`` requests recorded at sample ``rate``, weights summed in floats as a fold does."""
+    series = _series(n)
+    series.weight = 0.0
+    for _ in range(n):
+        series.weight += 1 / rate
+    series.request_bytes = body
+    series.extra.update({"queries.default": 2.0 * n, "query_us.default": 30.0 * n})
+    return series
+
+
+def _assert_never_down(before, after):
+    down = {k: (v, after[k]) for k, v in before.items() if after.get(k, v) < v}
+    assert not down, f"counters went down between two scrapes: {down}"
+
+
+NOW_FOR_COUNTERS = 1_800_000_000
+
+
+@pytest.mark.parametrize("store_name", ["database", pytest.param("redis", marks=pytest.mark.redis)])
+def test_counters_never_go_down_at_a_constant_sample_rate(store_name, request):
+    """Scaled counters (bytes, queries, ...) are sums times weight / requests: that ratio
+    must not wobble by a float rounding from one flush to the next."""
+    if store_name == "redis":
+        from django_perf.monitoring.store.redis import RedisStore
+
+        store = RedisStore(request.getfixturevalue("redis_url"), prefix="counters")
+    else:
+        store = get_store()
+    key = Key(NOW_FOR_COUNTERS - 60, "/a/", "GET", "2xx")
+    other = Key(NOW_FOR_COUNTERS - 60, "/a/", "GET", "4xx")
+    store.write({key: _sampled(1, 0.3, body=12345), other: _sampled(1, 0.3)})
+    previous = _collect(store)
+    for n in range(1, 60):
+        store.write({key: _sampled(n % 4 + 1, 0.3), other: _sampled(1, 0.3)})
+        current = _collect(store)
+        _assert_never_down(previous, current)
+        previous = current
+    labels = (("method", "GET"), ("route", "/a/"), ("status", "2xx"))
+    assert previous[("django_perf_http_request_body_bytes_total", labels)] == pytest.approx(
+        12345 / 0.3, rel=1e-4
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_total_never_goes_down_across_a_maintenance_merge():
+    """The database store adds raw rows to the totals in one order when read and in another
+    when maintenance merges them: the weights must add up the same either way."""
+    from django_perf.monitoring.store.database import DatabaseStore
+
+    store = DatabaseStore(lease_seconds=0)
+    key = Key(NOW_FOR_COUNTERS - 60, "/a/", "GET", "2xx")
+    previous = _collect(store)
+    for n in range(1, 30):
+        for k in (n, 2 * n + 1, 3):
+            store.write({key: _sampled(k, 0.3)})
+        for step in ("written", "merged"):
+            current = _collect(store)
+            _assert_never_down(previous, current)
+            previous = current
+            if step == "written":
+                store.maintain(force=True)
+
+
 def _series(n):
     series = Series()
     series.buckets[200] = n

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Count, Q, Subquery
 
 from ..models import MetricSeries, MetricsLease, SlowRequestLog, SystemSample
-from ..series import Key, Series
+from ..series import Key, Series, flushed_weight
 from .base import SLOW_LOG_MAX, SLOW_LOG_PER_ROUTE, MetricsStore, Row, Sample, SlowRequest
 
 __all__ = ["DatabaseStore"]
@@ -39,8 +39,11 @@ MAX_ROWS_PER_PASS = 20_000
 MINUTE_WINDOW_LIMIT = 6 * 3600  # longer windows read whole hours from the hour rows
 
 
-def _dumps(series: Series) -> str:
-    return json.dumps(series.to_payload(), separators=(",", ":"))
+def _dumps(series: Series, weight: float | None = None) -> str:
+    payload = series.to_payload()
+    if weight is not None:
+        payload["s"]["weight"] = weight
+    return json.dumps(payload, separators=(",", ":"))
 
 
 def _label(route: str) -> str:
@@ -84,7 +87,7 @@ class DatabaseStore(MetricsStore):
                 route=_label(key.route),
                 method=key.method,
                 status=key.status,
-                payload=_dumps(series),
+                payload=_dumps(series, flushed_weight(series)),
             )
             for key, series in batch.items()
         ]

@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..series import SUMS, Key, Series
+from ..series import SUMS, Key, Series, flushed_weight
 from .base import SLOW_LOG_MAX, SLOW_LOG_PER_ROUTE, MetricsStore, Row, Sample, SlowRequest
 
 __all__ = ["RedisStore"]
@@ -119,7 +119,7 @@ class RedisStore(MetricsStore):
                 value = getattr(series, name)
                 if value:
                     ints += (f"{label}s{name}", value)
-            floats += (f"{label}sweight", repr(float(series.weight)))
+            floats += (f"{label}sweight", repr(float(flushed_weight(series))))
             for name, value in series.extra.items():
                 floats += (f"{label}s{name}", repr(float(value)))
         pipe = self.client.pipeline(transaction=True)
