@@ -134,7 +134,8 @@ def check_tiered_cache_options(app_configs: Any = None, **kwargs: Any) -> list[c
             continue
         memory, redis = parsed.tier("memory"), parsed.tier("redis")
         coherent = redis is not None and redis["CHANNEL"]
-        if memory is not None and memory["MAX_TIMEOUT"] is None and not coherent:
+        shares = len(parsed.tiers) > 1  # an L1-only cache is per process, like LocMemCache
+        if memory is not None and memory["MAX_TIMEOUT"] is None and shares and not coherent:
             messages.append(
                 checks.Warning(
                     f"The cache {alias!r} keeps values in process memory with no lifetime cap "

@@ -198,6 +198,9 @@ def parse_config(location: str, params: Mapping[str, Any], alias: str = "") -> C
                 )
         elif kind == "memory" and "CULL_FREQUENCY" not in tier:
             tier_options["CULL_FREQUENCY"] = options["CULL_FREQUENCY"]
+        if kind == "memory" and len(tiers) == 1 and "MAX_TIMEOUT" not in tier:
+            # The cap exists to refill L1 from a shared tier; alone, L1 is LocMemCache.
+            tier_options["MAX_TIMEOUT"] = None
         if kind == "redis":
             if tier_options["LOCATION"] is None:
                 raise ImproperlyConfigured(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from django_perf import checks
 from django_perf.cache.config import parse_config
+from tests.cache.conftest import MEMORY
 
 BACKEND = "django_perf.cache.TieredCache"
 
@@ -106,6 +109,29 @@ def test_the_system_check_warns_about_an_uncapped_l1_without_redis():
     with override_settings(CACHES=caches):
         warnings = checks.check_tiered_cache_options()
     assert [(w.id, w.obj) for w in warnings] == [("django_perf.W101", "CACHES['default']")]
+
+
+def test_a_memory_only_cache_keeps_values_for_their_whole_timeout(make_cache):
+    # The 30 s cap is there to refill L1 from a shared tier; alone, L1 is LocMemCache.
+    assert (
+        parse_config("", {"OPTIONS": {"TIERS": [{"KIND": "memory"}]}}).tier("memory")["MAX_TIMEOUT"]
+        is None
+    )
+    capped = {"KIND": "memory", "MAX_TIMEOUT": 5}
+    assert parse_config("", {"OPTIONS": {"TIERS": [capped]}}).tier("memory")["MAX_TIMEOUT"] == 5
+    cache = make_cache(MEMORY)
+    cache.set("forever", "v", None)
+    cache.set("hour", "v", 3600)
+    l1 = cache._store.memory
+    assert l1.expires_at(cache.make_key("forever")) is None
+    assert l1.expires_at(cache.make_key("hour")) == pytest.approx(time.time() + 3600, abs=5)
+
+
+def test_the_system_check_does_not_warn_about_an_l1_only_cache():
+    uncapped = {"KIND": "memory", "MAX_TIMEOUT": None}
+    caches = {"default": {"BACKEND": BACKEND, "OPTIONS": {"TIERS": [uncapped]}}}
+    with override_settings(CACHES=caches):
+        assert checks.check_tiered_cache_options() == []
 
 
 def test_a_redis_tier_is_recognised_by_the_django_redis_check():
