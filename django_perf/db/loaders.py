@@ -421,6 +421,20 @@ _KEY_TYPES: dict[str, type] = {
 }  # fmt: skip
 
 
+def _loading(queryset: models.QuerySet, field: models.Field) -> models.QuerySet:
+    """``queryset``, loading ``field`` even if ``only()``/``defer()`` left it out.
+
+    Each row's key is read to match it to the keys asked for; a deferred key
+    would cost one query per row to load.
+    """
+    names, deferring = queryset.query.deferred_loading
+    if not deferring:  # only(...): add the key (only() replaces the names it had)
+        return queryset.only(*names, field.name) if names else queryset
+    if {field.name, field.attname} & set(names):
+        return queryset.defer(None).defer(*(set(names) - {field.name, field.attname}))
+    return queryset
+
+
 class ModelLoader(Batcher[Any, Any]):
     """Load model instances by a field (the primary key by default), batched per tick.
 
@@ -459,7 +473,7 @@ class ModelLoader(Batcher[Any, Any]):
             on_missing = model.DoesNotExist
         elif isinstance(on_missing, str):
             raise ValueError(f"on_missing takes None, 'raise', or an exception; not {on_missing!r}")
-        self.queryset = queryset
+        self.queryset = _loading(queryset, field)
         self.field = field
         self.many = many
         self._target = field.target_field if field.is_relation else field

@@ -246,6 +246,29 @@ def test_a_queryset_shapes_what_is_loaded():
     assert '"bulkdemo_account"."visits"' not in queries[0]["sql"]
 
 
+@pytest.mark.parametrize(
+    ("shape", "still_deferred"),
+    [
+        (lambda qs: qs.only("name"), {"text", "counter"}),
+        (lambda qs: qs.defer("token"), set()),
+        (lambda qs: qs.defer("token_id", "text"), {"text"}),
+    ],
+    ids=["only-without-the-key", "defer-the-key", "defer-the-key-attname"],
+)
+def test_a_queryset_that_leaves_the_key_out_still_takes_one_query(shape, still_deferred):
+    """Each row's key is read to match it: deferred, it cost a query per row to load."""
+    tokens = [Token.objects.create(label=str(i)) for i in range(3)]
+    bulk_insert(Kitchen, [{"name": f"k{i}", "token": tokens[i % 3]} for i in range(12)])
+    loader = ModelLoader(shape(Kitchen.objects.all()), key="token", many=True)
+    with loader_scope(), CaptureQueriesContext(connection) as queries:
+        groups = loader.get_many(tokens)
+    assert [len(group) for group in groups] == [4, 4, 4]
+    assert len(queries) == 1
+    deferred = groups[0][0].get_deferred_fields()
+    assert "token_id" not in deferred
+    assert still_deferred <= deferred  # the rest of the queryset's shape is kept
+
+
 @pytest.mark.postgres
 def test_postgresql_batches_use_one_array_parameter(item_pks):
     loader = ModelLoader(Item)
