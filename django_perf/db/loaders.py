@@ -4,8 +4,10 @@ A loader is declared once (at module level, like a model manager) and keeps
 its cache and queue in the current *loader scope*: a context variable set for
 each request by :class:`LoaderScopeMiddleware`, or by ``with loader_scope():``
 around any other unit of work. Results never outlive the scope, so they never
-leak between requests or users; tasks and threads started inside a request
-inherit its scope, as context variables do.
+leak between requests or users. Code run in a copy of the context inherits
+the scope (tasks, ``sync_to_async``, ``asyncio.to_thread``,
+``contextvars.copy_context().run``); a plain ``threading.Thread`` or
+``ThreadPoolExecutor`` does not copy context variables, so it has no scope.
 
 ``await loader.load(key)`` queues the key and returns a future's result; the
 first load of a tick schedules a dispatch with ``loop.call_soon``, so every key

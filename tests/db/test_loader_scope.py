@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime
 import threading
 import uuid
@@ -10,11 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connection
 from django.test import AsyncClient, Client
 from django.test.utils import CaptureQueriesContext
 
+from django_perf.db import Batcher, loader_scope
 from testproject.blog.models import Article, Author
 from tests.support.http import serve
 
@@ -119,3 +121,34 @@ def test_concurrent_requests_under_uvicorn_keep_their_own_values(server_env):
         {"who": "alice", "saw": "alice"},
         {"who": "bob", "saw": "bob"},
     ]
+
+
+def test_a_copy_of_the_context_takes_the_scope_along_and_a_plain_thread_does_not():
+    """What docs/db.rst says (it said plain threads inherit the scope; they do not)."""
+    square = Batcher(lambda keys: {key: key * key for key in keys})
+    outcomes = []
+
+    async def load(key):
+        return await square.load(key)
+
+    async def inherited():
+        return [
+            await asyncio.create_task(load(2)),
+            await sync_to_async(square.get)(3),
+            await asyncio.to_thread(square.get, 4),
+        ]
+
+    def in_a_plain_thread(key):
+        try:
+            outcomes.append(square.get(key))
+        except LookupError as error:
+            outcomes.append(type(error))
+
+    with loader_scope(), ThreadPoolExecutor(1) as pool:
+        assert async_to_sync(inherited)() == [4, 9, 16]
+        assert pool.submit(contextvars.copy_context().run, square.get, 5).result() == 25
+        pool.submit(in_a_plain_thread, 6).result()
+        thread = threading.Thread(target=in_a_plain_thread, args=[7])
+        thread.start()
+        thread.join()
+    assert outcomes == [LookupError, LookupError]
