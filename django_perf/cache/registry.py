@@ -2,7 +2,8 @@
 
 ``register(Article, keys=..., tags=..., patterns=...)`` says, for a row, what
 to drop when it changes. The registry listens to ``pre_save`` /
-``post_save`` / ``post_delete`` / ``m2m_changed`` (both sides of a relation)
+``post_save`` / ``pre_delete`` / ``post_delete`` (with the rows a delete
+changes without a signal) / ``m2m_changed`` (both sides of a relation)
 and to ``django_perf.signals.rows_changed`` (the bulk write helpers), and
 invalidates at once and again when the transaction commits: a reader that
 fills the cache from the old row while the transaction is open cannot leave
@@ -26,7 +27,13 @@ from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+from django.db.models.signals import (
+    m2m_changed,
+    post_delete,
+    post_save,
+    pre_delete,
+    pre_save,
+)
 from django.utils.module_loading import import_string
 
 from django_perf.signals import rows_changed
@@ -50,6 +57,7 @@ CHUNK = 1000  # rows fetched per query when invalidating by primary key
 PREVIOUS = "_django_perf_cache_previous"  # instance attribute: what its stored row fed
 CLEARED = "_django_perf_cache_cleared"  # instance attribute: related pks before an m2m clear
 LOADING = "_django_perf_cache_loading"  # instance attribute: raw-saved, its transaction still open
+DELETING = "_django_perf_cache_deleting"  # instance attribute: what its delete also changes
 UID = "django_perf.cache.registry"
 
 logger = logging.getLogger("django_perf.cache")
@@ -618,10 +626,69 @@ def _post_save(
     schedule(_merged(registry.bundles([instance], regs), previous), using)
 
 
+# on_delete handlers that leave related rows as they are, or delete them with their signals.
+KEEPING = (models.CASCADE, models.PROTECT, models.RESTRICT, models.DO_NOTHING)
+
+
+def _m2m_partners(m2m: Any, instance: Any, using: str, forward: bool) -> Any:
+    """The rows related to ``instance`` through the many-to-many field ``m2m``, either side."""
+    through = m2m.remote_field.through
+    source, target = m2m.m2m_field_name(), m2m.m2m_reverse_field_name()
+    if not forward:
+        source, target = target, source
+    other = m2m.remote_field.model if forward else m2m.model
+    links = through._base_manager.using(using).filter(**{f"{source}__pk": instance.pk})
+    return other, other._base_manager.using(using).filter(pk__in=links.values(f"{target}__pk"))
+
+
+def _changed_by_delete(instance: Any, using: str) -> Iterator[tuple[Any, Any]]:
+    """(model, rows) of registered models that deleting ``instance`` changes without a signal.
+
+    Its many-to-many partners (Django deletes the through rows without ``m2m_changed``) and
+    the rows whose foreign key to it is SET_NULL, SET_DEFAULT or SET() (an ``update()``).
+    """
+    concrete = instance._meta.concrete_model
+    # Local relations only: a parent's (multi-table inheritance) go with the parent's delete.
+    for m2m in concrete._meta.local_many_to_many:
+        if registry.for_model(m2m.remote_field.model):
+            yield _m2m_partners(m2m, instance, using, forward=True)
+    for rel in concrete._meta.related_objects:
+        if rel.model._meta.concrete_model is not concrete or not registry.for_model(
+            rel.related_model
+        ):
+            continue
+        if isinstance(rel.field, models.ManyToManyField):
+            yield _m2m_partners(rel.field, instance, using, forward=False)
+        elif isinstance(rel.field, models.ForeignKey) and rel.on_delete not in KEEPING:
+            manager = rel.related_model._base_manager.using(using)
+            yield rel.related_model, manager.filter(**{rel.field.name: instance})
+
+
+def _pre_delete(sender: Any, instance: Any, using: str | None = None, **kw: Any) -> None:
+    """Note, while the relations still exist, what the row and the rows it changes name."""
+    using = using or router.db_for_write(sender, instance=instance)
+    previous = [r for r in registry.for_model(sender) if r.previous]
+    bundles = registry.bundles([instance], previous) if previous else {}
+    changed = []
+    for model, rows in _changed_by_delete(instance, using):
+        found = list(rows)
+        if found:
+            regs = [r for r in registry.for_model(model) if r.previous]
+            _merged(bundles, registry.bundles(found, regs))
+            changed.append((model, [row.pk for row in found]))
+    if bundles or changed:
+        instance.__dict__[DELETING] = (bundles, changed)
+
+
 def _post_delete(sender: Any, instance: Any, using: str | None = None, **kw: Any) -> None:
+    bundles, changed = instance.__dict__.pop(DELETING, ({}, []))
     regs = registry.for_model(sender)
     if regs:
-        schedule(registry.bundles([instance], regs), using)
+        _merged(bundles, registry.bundles([instance], regs))
+    for model, pks in changed:  # as they are now: unlinked, or pointing elsewhere
+        rows = _rows(model, pks, using or router.db_for_write(model))
+        _merged(bundles, registry.bundles(rows, registry.for_model(model)))
+    schedule(bundles, using)
 
 
 def _m2m_accessor(through: Any, instance_model: Any, reverse: bool) -> str | None:
@@ -728,6 +795,7 @@ def connect() -> None:
     """
     pre_save.connect(_pre_save, dispatch_uid=UID)
     post_save.connect(_post_save, dispatch_uid=UID)
+    pre_delete.connect(_pre_delete, dispatch_uid=UID)
     post_delete.connect(_post_delete, dispatch_uid=UID)
     m2m_changed.connect(_m2m_changed, dispatch_uid=UID)
     registry.connected = True

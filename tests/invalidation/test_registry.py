@@ -25,7 +25,7 @@ from django_perf.cache.invalidation import (
     tagged_key,
 )
 from testproject.blog.invalidation import ARTICLES, article_key
-from testproject.blog.models import Article, Author, Comment, Tag
+from testproject.blog.models import Article, Author, Comment, Event, Tag
 
 pytestmark = pytest.mark.django_db
 NOW = datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC)
@@ -170,6 +170,54 @@ def test_m2m_clear_drops_every_row_that_was_related(cache, author, tag_pages):
     cache.set_many({f"tag:t{i}": i for i in range(3)})
     article.tags.clear()
     assert cache.get_many([f"tag:t{i}" for i in range(3)]) == {}
+
+
+def test_deleting_a_row_drops_what_its_many_to_many_partners_name(cache, author, tag_pages):
+    """delete() removes the through rows without m2m_changed: the other side is named anyway."""
+    article, other = new_article(author), new_article(author, slug="other")
+    tag = Tag.objects.create(name="django")
+    tag.articles.add(article, other)
+    cache.set_many({"tag:django": 1, article_key("other"): 2})
+
+    article.delete()
+    assert cache.get_many(["tag:django", article_key("other")]) == {article_key("other"): 2}
+
+    tag.delete()  # from the other side: the articles it was on
+    assert cache.get(article_key("other")) is None
+
+
+def test_deleting_a_row_drops_what_it_named_through_its_relations(cache, author):
+    article = new_article(author)
+    article.tags.add(Tag.objects.create(name="django"))
+    with registered(Article, keys=lambda a: [f"tag:{t.name}:list" for t in a.tags.all()]):
+        cache.set("tag:django:list", ["hello"])
+        article.delete()  # after the delete it has no tags: named while it still had them
+    assert cache.get("tag:django:list") is None
+
+
+def new_event(article: Article) -> Event:
+    return Event.objects.create(
+        article=article, kind="view", occurred_at=NOW, day=NOW.date(), local_time=NOW.time(),
+        duration=datetime.timedelta(1), score=1, amount=1, count=1, total=1,
+    )  # fmt: skip
+
+
+def test_deleting_a_row_drops_what_the_rows_it_sets_null_name(
+    cache, author, django_capture_on_commit_callbacks
+):
+    """on_delete=SET_NULL rewrites rows with update(), which sends no signal."""
+    article = new_article(author)
+    event = new_event(article)
+    names = [f"event:{event.pk}", f"article:{article.pk}:events"]
+    with registered(Event, keys=lambda e: [f"event:{e.pk}", f"article:{e.article_id}:events"]):
+        cache.set_many(dict.fromkeys(names, "page"))
+        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+            article.delete()
+            assert cache.get_many(names) == {}  # at once, what it named before and after
+            cache.set_many(dict.fromkeys(names, "page"))  # a reader refilled them meanwhile
+        assert cache.get_many(names) == {}  # and again on commit
+    event.refresh_from_db()
+    assert event.article_id is None
 
 
 def test_many_registrations_of_one_model_all_apply(cache, author):
