@@ -220,6 +220,26 @@ def test_deleting_a_row_drops_what_the_rows_it_sets_null_name(
     assert event.article_id is None
 
 
+def test_a_reverse_foreign_key_manager_needs_bulk_false_or_invalidate_model(cache, author):
+    """Its writes are update()s without a signal (docs: Limits); the two documented ways."""
+    one, two = new_article(author, slug="one"), new_article(author, slug="two")
+    comment = Comment.objects.create(article=one, author_name="x", body="", created_at=NOW)
+    pages = ["article:one:comments", "article:two:comments"]
+    with registered(Comment, keys=lambda c: [f"article:{c.article.slug}:comments"]):
+        cache.set_many(dict.fromkeys(pages, "page"))
+        two.comments.add(comment)  # UPDATE ... SET article_id: nothing is dropped
+        assert cache.get_many(pages) == dict.fromkeys(pages, "page")
+
+        one.comments.add(comment, bulk=False)  # saved: the new parent and, previous, the old
+        assert cache.get_many(pages) == {}
+
+        cache.set_many(dict.fromkeys(pages, "page"))
+        invalidate_model(Comment, [comment.pk])  # what it names as stored: one
+        two.comments.add(comment)
+        invalidate_model(Comment, [comment.pk])  # what it names now: two
+        assert cache.get_many(pages) == {}
+
+
 def test_many_registrations_of_one_model_all_apply(cache, author):
     article = new_article(author)
     with (
