@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import pytest
 from django.core.cache import CacheKeyWarning
@@ -37,6 +38,34 @@ def test_keys_of_any_length_and_alphabet(make_cache):
     with pytest.warns(CacheKeyWarning):
         assert cache.get(key) == "v"
     assert len(CacheEntry.objects.get().key_hash) == 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keys_the_table_cannot_hold_skip_it_without_counting_as_faults(make_cache, caplog):
+    # A NUL (PostgreSQL's text refuses it) or a lone surrogate (not UTF-8) from a request
+    # must not fail statements: failures in a row would open the breaker for every key.
+    cache = make_cache(MEMORY, DATABASE, location="unholdable", STRICT=True)
+    other = make_cache(DATABASE, location="unholdable", STRICT=True)  # another process: no L1
+    nul_kept = connection.vendor != "postgresql"  # SQLite keeps a NUL in TEXT
+    caplog.set_level("DEBUG", logger="django_perf.cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CacheKeyWarning)
+        for i in range(5):
+            cache.set(f"search:\x00{i}", "v", 60)
+            cache.set(f"search:\ud800{i}", "v", 60)
+        assert cache.get("search:\x000") == "v"  # L1 keeps it in this process
+        assert (other.get("search:\x000") == "v") is nul_kept
+        assert other.get("search:\ud8000") is None
+        assert other.add("search:\ud8000", "v") is True
+        assert other.touch("search:\ud8000") is False
+        assert other.delete("search:\ud8000") is False
+        with pytest.raises(ValueError, match="not found"):
+            other.incr("search:\ud8000")
+    cache.set("good", "value", 60)
+    assert other.get("good") == "value"
+    assert cache.stats()["database"]["errors"] == 0
+    assert cache.stats()["database"]["breaker"] == "closed"
+    assert caplog.text.count("cannot store the key") == 2  # once per store: cache, other
 
 
 def test_stores_with_different_locations_are_separate_and_clear_only_their_rows(make_cache):

@@ -5,6 +5,11 @@ never returned and are removed in bounded batches (``CULL_BATCH`` rows per
 statement, at most once per ``CULL_INTERVAL`` seconds per process), as are
 the rows closest to expiry when the store holds more than ``MAX_ENTRIES``.
 
+A key the ``cache_key`` column cannot hold (a NUL on PostgreSQL, a lone
+surrogate anywhere) is never sent to the database: the table treats it as
+absent, so a stray ``?q=%00`` in a key cannot fail statements and open the
+tier's circuit breaker for every other key.
+
 Inside a transaction (``ATOMIC_REQUESTS``, ``transaction.atomic()``) every
 statement runs in a savepoint, so a failing cache statement never breaks
 the caller's transaction; cache rows written there become visible to other
@@ -14,6 +19,7 @@ processes on commit, like any other row.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +32,8 @@ from . import NOT_INTEGER
 from .memory import glob_class
 
 __all__ = ["DatabaseTier"]
+
+logger = logging.getLogger("django_perf.cache")
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 CHUNK = 500  # keys per statement (well under SQLite's parameter limit)
@@ -106,12 +114,40 @@ class DatabaseTier:
         self.evictions = 0
         self.expirations = 0
         self._sql: dict[str, str] | None = None
+        self._refuses_nul: bool | None = None
+        self._refusal_logged = False
 
     # Plumbing -------------------------------------------------------------------------
 
     def key_hash(self, key: str) -> str:
         data = f"{self.location}\0{key}".encode("utf-8", "surrogatepass")
         return hashlib.blake2b(data, digest_size=20).hexdigest()
+
+    def holds(self, key: str) -> bool:
+        """Whether the table can store ``key``: PostgreSQL's text refuses NUL, UTF-8 surrogates."""
+        if key.isascii() and "\0" not in key:
+            return True  # nearly every key: no further checks
+        held = self._storable(key)
+        if not held and not self._refusal_logged:
+            self._refusal_logged = True
+            logger.debug(
+                "Cache %r: the database tier cannot store the key %r; keys like it skip the table.",
+                self.location,
+                key,
+            )
+        return held
+
+    def _storable(self, key: str) -> bool:
+        if "\0" in key:
+            if self._refuses_nul is None:
+                self._refuses_nul = connections[self.alias].vendor == "postgresql"
+            if self._refuses_nul:
+                return False
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
 
     @property
     def sql(self) -> dict[str, str]:
@@ -197,8 +233,10 @@ class DatabaseTier:
         return self.get_many([key]).get(key)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Row]:
-        hashes = {self.key_hash(key): key for key in keys}
+        hashes = {self.key_hash(key): key for key in keys if self.holds(key)}
         found: dict[str, Row] = {}
+        if not hashes:
+            return found
         now = time.time()
         items = list(hashes)
         with self._cursor() as cursor:
@@ -222,6 +260,9 @@ class DatabaseTier:
         self.set_many([(key, data, expires_at)])
 
     def set_many(self, items: Sequence[tuple[str, bytes | int, float | None]]) -> None:
+        items = [item for item in items if self.holds(item[0])]
+        if not items:
+            return
         with self._cursor(write=True) as cursor:
             for start in range(0, len(items), CHUNK // 6):
                 chunk = items[start : start + CHUNK // 6]
@@ -232,13 +273,20 @@ class DatabaseTier:
                 cursor.execute(self.sql["upsert"].replace("{values}", values), params)
 
     def add(self, key: str, data: bytes | int, expires_at: float | None) -> bool:
-        """Insert unless a live row exists (an expired row is taken over); atomic."""
+        """Insert unless a live row exists (an expired row is taken over); atomic.
+
+        A key the table cannot hold is added as if evicted at once: it was never there.
+        """
+        if not self.holds(key):
+            return True
         with self._cursor(write=True) as cursor:
             cursor.execute(self.sql["add"], [*self._params(key, data, expires_at), time.time()])
             return cursor.rowcount > 0
 
     def set_if_present(self, key: str, data: bytes | int) -> bool:
         """Replace the value of a live row, keeping its expiry."""
+        if not self.holds(key):
+            return False
         number = data if isinstance(data, int) else None
         value = b"" if number is not None else data
         with self._cursor(write=True) as cursor:
@@ -248,8 +296,10 @@ class DatabaseTier:
             return cursor.rowcount > 0
 
     def delete_many(self, keys: Sequence[str]) -> int:
-        hashes = [self.key_hash(key) for key in keys]
+        hashes = [self.key_hash(key) for key in keys if self.holds(key)]
         deleted = 0
+        if not hashes:
+            return deleted
         with self._cursor(write=True) as cursor:
             for start in range(0, len(hashes), CHUNK):
                 chunk = hashes[start : start + CHUNK]
@@ -259,12 +309,16 @@ class DatabaseTier:
         return deleted
 
     def touch(self, key: str, expires_at: float | None) -> bool:
+        if not self.holds(key):
+            return False
         with self._cursor(write=True) as cursor:
             cursor.execute(self.sql["touch"], [expires_at, self.key_hash(key), time.time()])
             return cursor.rowcount > 0
 
     def incr(self, key: str, delta: int) -> Any:
         """The new value; None if there is no live row; NOT_INTEGER if SQL cannot add to it."""
+        if not self.holds(key):
+            return None
         low, high = (INT64_MIN, INT64_MAX - delta) if delta >= 0 else (INT64_MIN - delta, INT64_MAX)
         key_hash = self.key_hash(key)
         # The bounds keep the sum inside 64 bits (SQLite would silently turn it into a REAL).
