@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import json
 import logging
+import multiprocessing.util
 import os
 import secrets
 import socket
@@ -48,6 +49,7 @@ BATCH_WINDOW = 0.02  # while changes keep coming, at most one message per window
 SHORT_WINDOW = 0.002  # ...or per this one, while batches stay small
 BUSY_BATCH = 8  # changes in a batch that make the publisher use the longer window
 _channels: weakref.WeakSet[Channel] = weakref.WeakSet()
+_exit_flush_pid = 0  # the process whose multiprocessing exit runs _flush_at_exit
 
 
 def _new_origin() -> str:
@@ -180,6 +182,7 @@ class Channel:
         return True
 
     def _start_publisher(self) -> None:
+        _flush_at_process_exit()
         with self._lock:
             if self._publisher is None or not self._publisher.is_alive():
                 self._publisher = threading.Thread(
@@ -371,3 +374,13 @@ def _flush_at_exit() -> None:
 
 
 atexit.register(_flush_at_exit)
+
+
+def _flush_at_process_exit() -> None:
+    """Also flush when a multiprocessing child ends: a forked one leaves by os._exit,
+    skipping atexit, but runs multiprocessing's finalizers first. Registered once per
+    process when it first announces (its start clears finalizers inherited by fork)."""
+    global _exit_flush_pid
+    if _exit_flush_pid != os.getpid():
+        _exit_flush_pid = os.getpid()
+        multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=10)

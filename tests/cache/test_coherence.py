@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
 from collections.abc import Iterator
@@ -179,6 +180,30 @@ def test_a_burst_of_writes_is_announced_in_few_messages_after_redis_has_it(
     assert sorted(set(announced)) == sorted(cache.make_key(k) for k in keys)
     assert messages < len(keys)  # batched
     listener.close()
+
+
+@pytest.mark.parametrize("operation", ["set", "delete"])
+def test_a_forked_child_that_ends_at_once_still_announces_its_write(
+    make_cache, coherent, redis_url, operation
+):
+    # multiprocessing's fork children leave by os._exit: atexit never runs there.
+    cache = coherent(make_cache(MEMORY, redis_tier(redis_url), STRICT=True))
+    cache.set("k", "v1")
+    assert cache._store.memory.contains(cache.make_key("k"))
+
+    def child() -> None:
+        cache.set_many({f"other{i}": i for i in range(50)})  # the publisher batches from here
+        cache.set("k", "v2") if operation == "set" else cache.delete("k")
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(20)
+    assert process.exitcode == 0
+    expected = "v2" if operation == "set" else None
+    deadline = time.monotonic() + 2
+    while cache.get("k") != expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache.get("k") == expected  # not L1's stale "v1"
 
 
 @pytest.mark.django_db
