@@ -21,8 +21,10 @@ atomically; integers are parsed, never unpickled.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import json
 import math
 import pickle
 import struct
@@ -110,29 +112,56 @@ def _django_default(value: Any) -> Any:
     return DjangoJSONEncoder().default(value)
 
 
+def _has_non_finite(value: Any) -> bool:
+    """Whether a NaN or infinity hides in ``value`` (orjson would write it as null)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(item) for item in value)
+    return False
+
+
 class JSONSerializer(Serializer):
-    """JSON, with orjson when installed; values come back as JSON types (lists, str dates)."""
+    """JSON, with orjson when installed; values come back as JSON types (lists, str dates).
+
+    Results match the standard library's json module with or without orjson: what
+    orjson refuses (integer dict keys, integers past 64 bits) or would change (NaN
+    and infinities become null there) is written by the standard library instead,
+    with a leading space, and bodies that start with a space are read by it too
+    (orjson would read big integers as floats).
+    """
 
     id = 2
     name = "json"
 
     def __init__(self) -> None:
+        encoder = DjangoJSONEncoder(separators=(",", ":"))
+        self._stdlib_dumps: Callable[[Any], bytes] = lambda v: b" " + encoder.encode(v).encode()
         try:
             import orjson
-        except ImportError:  # pragma: no cover - orjson is part of the speedups extra
-            import json
-
-            encoder = DjangoJSONEncoder(separators=(",", ":"))
-            self._dumps: Callable[[Any], bytes] = lambda v: encoder.encode(v).encode()
+        except ImportError:  # orjson is part of the speedups extra
+            self._orjson_dumps: Callable[[Any], bytes] | None = None
             self._loads: Callable[[bytes], Any] = json.loads
         else:
-            self._dumps = lambda v: orjson.dumps(v, default=_django_default)
+            self._orjson_dumps = functools.partial(orjson.dumps, default=_django_default)
             self._loads = orjson.loads
 
     def dumps(self, value: Any) -> bytes:
-        return self._dumps(value)
+        if self._orjson_dumps is None:
+            return self._stdlib_dumps(value)
+        try:
+            data = self._orjson_dumps(value)
+        except TypeError:  # a non-str key, an integer past 64 bits, or truly unserializable
+            return self._stdlib_dumps(value)
+        if b"null" in data and _has_non_finite(value):
+            return self._stdlib_dumps(value)
+        return data
 
     def loads(self, data: bytes) -> Any:
+        if data[:1] == b" ":
+            return json.loads(data)
         return self._loads(data)
 
     def immutable(self, value: Any) -> bool:

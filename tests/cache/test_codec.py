@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 import pickle
+import sys
 import zlib
 
 import pytest
@@ -19,6 +22,7 @@ from django_perf.cache.codec import (
     stamp,
     stamped_expiry,
 )
+from tests.cache.conftest import DATABASE, MEMORY
 
 EXPLOITED = []
 
@@ -150,6 +154,53 @@ def test_json_and_msgpack_give_back_their_own_types(name):
     assert c.decode("k", c.encode("k", value).payload).value == value
     assert c.decode("k", c.encode("k", (1, 2)).payload).value == [1, 2]
     assert c.encode("k", "text").raw is None  # immutable: L1 keeps the object
+
+
+@pytest.fixture(params=["orjson", "stdlib"])
+def json_codec(request, monkeypatch) -> Codec:
+    """A "json" codec with orjson and one without it (its import then fails)."""
+    if request.param == "stdlib":
+        monkeypatch.setitem(sys.modules, "orjson", None)
+    return codec("json")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({1: "a", None: "b", 2.5: "c"}, {"1": "a", "null": "b", "2.5": "c"}),
+        ([2**64, -(2**70)], [2**64, -(2**70)]),
+        ({"n": [2**64 - 1]}, {"n": [2**64 - 1]}),
+        ([None, 1.5], [None, 1.5]),
+    ],
+)
+def test_json_gives_what_the_standard_library_gives_with_or_without_orjson(
+    json_codec, value, expected
+):
+    assert json_codec.decode("k", json_codec.encode("k", value).payload).value == expected
+    assert json.loads(json.dumps(value)) == expected
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+def test_json_keeps_nan_and_infinities_with_or_without_orjson(json_codec, number):
+    decoded = json_codec.decode("k", json_codec.encode("k", {"x": [number, None]}).payload).value
+    assert decoded["x"][1] is None
+    assert repr(decoded["x"][0]) == repr(number)  # not turned into None (a "missing" value)
+
+
+def test_json_big_integers_written_without_orjson_are_read_exactly_with_it(monkeypatch):
+    with monkeypatch.context() as patched:
+        patched.setitem(sys.modules, "orjson", None)
+        payload = codec("json").encode("k", [2**64 + 1]).payload
+    assert codec("json").decode("k", payload).value == [2**64 + 1]  # orjson would give a float
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("tiers", [[MEMORY], [MEMORY, DATABASE]], ids=["memory", "table"])
+def test_incr_past_64_bits_with_json(make_cache, tiers):
+    cache = make_cache(*tiers, SERIALIZER="json", STRICT=True)
+    cache.set("n", 2**64 - 1)
+    assert cache.incr("n") == 2**64
+    assert cache.get("n") == 2**64
 
 
 def test_an_entry_written_by_another_serializer_is_a_miss():
