@@ -15,6 +15,7 @@ parent had one, so no request is counted twice and none is left unflushed.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -182,9 +183,29 @@ def _after_fork_in_parent() -> None:
         flusher.resume()
 
 
+#: Database pools a fork child copied from its parent: never used (their sockets are the
+#: parent's), only kept referenced so that no finalizer in the child touches them.
+_inherited_pools: list[Any] = []
+
+
+def _forget_inherited_database_pools() -> None:
+    """In a fork child: let Django open pools of its own instead of sharing the parent's.
+
+    Under gunicorn ``--preload`` the master's flusher returns its connection to Django's
+    native psycopg pool after each tick; workers forked later (recycling, reloads) would
+    take those very connections, and two processes' queries would cross on one socket.
+    """
+    wrapper = sys.modules.get("django.db.backends.postgresql.base")
+    pools = getattr(getattr(wrapper, "DatabaseWrapper", None), "_connection_pools", None)
+    if pools:
+        _inherited_pools.extend(pools.values())
+        pools.clear()
+
+
 def _after_fork_in_child() -> None:
     # Same object (middleware instances hold it), fresh state: the parent's buffer is its own.
     global _lock, _paused
+    _forget_inherited_database_pools()
     _lock = threading.Lock()
     _paused = None  # the parent's flusher: its lock was copied held, and is dropped with it
     recorder = _recorder

@@ -145,3 +145,38 @@ def test_a_child_forked_inside_its_own_tracing_block_traces_until_the_block_ends
     answer = _child_answer(pid, read_end, write_end)
     assert answer == b"tracing stopped"
     assert states == [b"tracing", b"stopped"]
+
+
+@pytest.mark.postgres
+def test_a_child_opens_database_pools_of_its_own_instead_of_sharing_the_parents(
+    django_db_setup, django_db_blocker
+):
+    # Under gunicorn --preload the master's flusher leaves its connection idle in Django's
+    # native pool after each tick; a worker forked later (recycling, a reload) took that
+    # very connection, and the two processes' queries crossed on one socket.
+    from django.db import connections
+
+    def backend_pid() -> int:
+        try:
+            with connections["pooled"].cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                return cursor.fetchone()[0]
+        finally:
+            connections["pooled"].close()  # back to the pool, idle, as after a flusher tick
+
+    def pool_pids() -> set[int]:
+        """The server pids of every connection in this process's pool (all taken at once)."""
+        pool = connections["pooled"].pool
+        held = [pool.getconn(timeout=10) for _ in range(pool.get_stats()["pool_size"])]
+        try:
+            return {conn.info.backend_pid for conn in held}
+        finally:
+            for conn in held:
+                pool.putconn(conn)
+
+    with django_db_blocker.unblock():
+        backend_pid()  # the pool open, its connections idle
+        parents = pool_pids()
+        child = int(_fork_and_report(lambda: str(backend_pid()).encode()))
+        assert child not in parents  # a connection of its own, not one of the parent's sockets
+        assert backend_pid() in parents  # and the parent's connections still work
