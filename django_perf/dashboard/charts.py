@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.utils import timezone
 from django.utils.html import format_html
@@ -100,10 +100,58 @@ def nice_ceiling(value: float) -> float:
 
 
 def _time_label(t: float, span: float) -> str:
-    moment = timezone.localtime(datetime.fromtimestamp(t, UTC))
+    moment = _local(t)
     if span > 2 * 86400:
         return moment.strftime("%a %H:%M")
     return moment.strftime("%H:%M")
+
+
+def _time_ticks(t0: float, t1: float, interval: int) -> list[float]:
+    """The times in ``[t0, t1]`` that are round multiples of ``interval`` on the local clock.
+
+    Rounded in the current time zone, not in UTC, so that a 6-hour axis ticks at
+    00:00, 06:00, ... where the site is (UTC multiples fall on 19:00 in New York).
+    """
+    if interval < 3600:
+        return _even_ticks(t0, t1, interval)
+    return _wall_clock_ticks(t0, t1, interval)
+
+
+def _even_ticks(t0: float, t1: float, interval: int) -> list[float]:
+    # Sub-hour steps stay evenly spaced across a DST change (it shifts by whole
+    # intervals), so only the first tick needs the local offset.
+    offset = _local(t0).utcoffset().total_seconds()  # type: ignore[union-attr]
+    first = t0 + (-(t0 + offset)) % interval
+    count = max(math.floor((t1 - first) / interval) + 1, 0)
+    return [first + n * interval for n in range(count)]
+
+
+def _wall_clock_ticks(t0: float, t1: float, interval: int) -> list[float]:
+    # Steps of hours walk the local clock from midnight: across a DST change the
+    # ticks stay on round hours (a missing hour is skipped, a repeated one drawn once).
+    start = _local(t0)
+    midnight = start.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    since_midnight = (start.replace(tzinfo=None) - midnight).total_seconds()
+    wall = midnight + timedelta(seconds=since_midnight // interval * interval)
+    ticks = []
+    while True:
+        tick = _timestamp(wall, start.tzinfo)
+        if tick is not None and tick > t1:
+            return ticks
+        if tick is not None and tick >= t0:
+            ticks.append(tick)
+        wall += timedelta(seconds=interval)
+
+
+def _timestamp(wall: datetime, zone: tzinfo | None) -> float | None:
+    """The moment the local clock reads ``wall``; None for a time a DST change skips."""
+    moment = wall.replace(tzinfo=zone)
+    back = datetime.fromtimestamp(moment.timestamp(), zone).replace(tzinfo=None)
+    return moment.timestamp() if back == wall else None
+
+
+def _local(t: float) -> datetime:
+    return timezone.localtime(datetime.fromtimestamp(t, UTC))
 
 
 def _svg_number(value: float) -> str:
@@ -180,8 +228,7 @@ def line_chart(
             )
         )
     interval = next((i for i in TICK_INTERVALS if span / i <= MAX_X_TICKS), TICK_INTERVALS[-1])
-    tick = t0 + (-t0) % interval
-    while tick <= t1:
+    for tick in _time_ticks(t0, t1, interval):
         parts.append(
             format_html(
                 '<line class="perf-tick" x1="{0}" x2="{0}" y1="{1}" y2="{2}"/>'
@@ -193,7 +240,6 @@ def line_chart(
                 _time_label(tick, span),
             )
         )
-        tick += interval
     points = 0
     legend = []
     for n, (line, values) in enumerate(present):

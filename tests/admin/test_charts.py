@@ -2,6 +2,7 @@
 
 import re
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 
 import pytest
 from django.test import override_settings
@@ -120,6 +121,51 @@ def test_time_axis_labels_use_the_current_time_zone():
     svg = parse(chart([1, 2, 3])).find(f"{SVG}svg")
     labels = [t.text for t in svg.iter(f"{SVG}text") if t.get("text-anchor") == "middle"]
     assert labels[0] == "09:00"  # 1_800_000_000 is 2027-01-15 08:00 UTC: 09:00 in Paris
+
+
+def axis_labels(end: int, span: int, step: int) -> list[str]:
+    """The time axis labels of a chart with a value in every step of ``span`` before ``end``."""
+    starts = list(range(end - span, end, step))
+    markup = charts.line_chart(
+        "c", "T", starts=starts, step=step, lines=[Line("a", [1.0] * len(starts))], empty="e"
+    )
+    svg = parse(markup).find(f"{SVG}svg")
+    return [t.text for t in svg.iter(f"{SVG}text") if t.get("text-anchor") == "middle"]
+
+
+def utc(*fields: int) -> int:
+    return int(datetime(*fields, tzinfo=UTC).timestamp())
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata", "Asia/Kathmandu"])
+def test_time_ticks_fall_on_round_times_of_the_sites_clock(zone):
+    end = utc(2027, 1, 15, 9)
+    with override_settings(TIME_ZONE=zone):
+        week = axis_labels(end, 7 * 86400, 3 * 3600)  # ticks a day apart
+        day = axis_labels(end, 86400, 3600)  # 6 hours apart
+        hour = axis_labels(end, 3600, 60)  # 10 minutes apart
+    assert len(week) == 7
+    assert all(label.endswith(" 00:00") for label in week), week
+    assert len(day) >= 4
+    assert all(label in ("00:00", "06:00", "12:00", "18:00") for label in day), day
+    assert len(hour) >= 6
+    assert all(label.endswith("0") for label in hour), hour
+
+
+@override_settings(TIME_ZONE="America/New_York")
+def test_time_ticks_stay_on_round_hours_across_daylight_saving_changes():
+    fall_back, spring_forward = utc(2026, 11, 1, 6), utc(2026, 3, 8, 7)  # 01:00 EST, 03:00 EDT
+    for change in (fall_back, spring_forward):
+        week = axis_labels(change + 3 * 86400, 7 * 86400, 3 * 3600)
+        assert week == [f"{day} 00:00" for day in ("Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed")]
+        assert axis_labels(change + 12 * 3600, 86400, 3600) == ["18:00", "00:00", "06:00", "12:00"]
+    # Hourly ticks draw a repeated hour once and skip a missing one.
+    assert axis_labels(fall_back + 3 * 3600, 6 * 3600, 300) == [
+        "23:00", "00:00", "01:00", "02:00", "03:00", "04:00",
+    ]  # fmt: skip
+    assert axis_labels(spring_forward + 3 * 3600, 6 * 3600, 300) == [
+        "23:00", "00:00", "01:00", "03:00", "04:00", "05:00", "06:00",
+    ]  # fmt: skip
 
 
 def test_bar_chart_with_values_with_zeros_and_with_nothing():
