@@ -23,7 +23,7 @@ from django.db import connections, transaction
 from django_perf.conf import perf_settings
 from django_perf.tally import count
 
-from .codec import EXPIRY, Decoded, Encoded, Rejected, stamp
+from .codec import EXPIRY, INT64_MAX, INT64_MIN, Decoded, Encoded, Rejected, stamp
 from .config import parse_config
 from .faults import CLOSED
 from .store import Store, existing_store, get_store
@@ -757,9 +757,10 @@ class TieredCache(BaseCache):
     def _incr_shared(self, key: str, delta: int) -> Any:
         """INCRBY (or UPDATE ... + delta) on the first shared tier that answers."""
         shared = self._store.shared
-        if type(delta) is not int:
-            # INCRBY and the integer column take whole numbers only (SQLite would store a
-            # REAL): add anything else (1.5, a bool, ...) in Python, as LocMemCache does.
+        if type(delta) is not int or not INT64_MIN <= delta <= INT64_MAX:
+            # INCRBY and the integer column take 64-bit whole numbers only (SQLite would
+            # store a REAL, or fail to bind a bigger int): add anything else (1.5, a bool,
+            # 2**70, ...) in Python, as LocMemCache does.
             return self._incr_slow(key, delta, shared)
         for index, tier in enumerate(shared):
             result = self._call(tier, "incr", tier.incr, key, delta, keys=[key])

@@ -163,6 +163,18 @@ def test_incr_in_sql_stays_within_64_bits(make_cache):
     assert cache.decr("n", 2**63) == 0
 
 
+@pytest.mark.parametrize("strict", [True, False])
+def test_incr_by_a_delta_past_64_bits(make_cache, strict):
+    # SQLite cannot bind such a delta; it is added in Python, as with a float delta.
+    cache = make_cache(MEMORY, DATABASE, location="big-delta", STRICT=strict)
+    other = make_cache(DATABASE, location="big-delta", STRICT=strict)  # another process
+    cache.set("n", 5)
+    assert cache.incr("n", 2**70) == 5 + 2**70
+    assert other.get("n") == 5 + 2**70
+    assert other.decr("n", 2**70) == 5
+    assert cache.stats()["database"]["errors"] == 0
+
+
 @pytest.mark.parametrize(
     ("pattern", "prefix"),
     [
