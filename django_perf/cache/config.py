@@ -8,7 +8,7 @@ being ignored.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,18 +160,39 @@ def _check(values: Mapping[str, Any], rules: dict[str, tuple[Any, Rule]], where:
     return checked
 
 
-def parse_config(location: str, params: Mapping[str, Any], alias: str = "") -> CacheConfig:
-    """Check ``OPTIONS`` of a TieredCache; raise ImproperlyConfigured naming what is wrong."""
+def _store_name(location: Any, where: str) -> str:
+    """The store's name from ``LOCATION``: a string, or the primary of a list of Redis URLs."""
+    if isinstance(location, str):
+        return location
+    accepts = _urls()[0]
+    if isinstance(location, list | tuple) and accepts(location):
+        return location[0]
+    raise ImproperlyConfigured(
+        f"{where} must be a string (the store's name, or a Redis URL) or a list of "
+        f"Redis URLs (primary first); got {location!r} ({type(location).__name__})."
+    )
+
+
+def parse_config(
+    location: str | Sequence[str], params: Mapping[str, Any], alias: str = ""
+) -> CacheConfig:
+    """Check ``LOCATION`` and ``OPTIONS`` of a TieredCache; raise ImproperlyConfigured naming
+    what is wrong. A list of Redis URLs as ``LOCATION`` is the Redis shorthand (primary first).
+    """
     where = f"CACHES[{alias!r}]['OPTIONS']" if alias else "TieredCache OPTIONS"
+    location_where = f"CACHES[{alias!r}]['LOCATION']" if alias else "TieredCache LOCATION"
+    name = _store_name(location, location_where)
     raw = params.get("OPTIONS") or {}
     if not isinstance(raw, Mapping):
         raise ImproperlyConfigured(f"{where} must be a dict, got {type(raw).__name__}.")
     options = _check(raw, CACHE_OPTIONS, where)
     tiers = options.pop("TIERS")
     if tiers is None:
-        if location.startswith(REDIS_SCHEMES):
-            # Shorthand: LOCATION is a Redis URL -> process memory in front of Redis.
-            tiers = [{"KIND": "memory"}, {"KIND": "redis", "LOCATION": location}]
+        if name.startswith(REDIS_SCHEMES):
+            # Shorthand: LOCATION is a Redis URL (or a list, primary first) -> process
+            # memory in front of Redis.
+            redis_location = location if isinstance(location, str) else list(location)
+            tiers = [{"KIND": "memory"}, {"KIND": "redis", "LOCATION": redis_location}]
         else:
             tiers = [{"KIND": "memory"}, {"KIND": "database"}]
     specs = []
@@ -207,6 +228,6 @@ def parse_config(location: str, params: Mapping[str, Any], alias: str = "") -> C
                     f"{tier_where} needs 'LOCATION': the Redis URL, e.g. 'redis://127.0.0.1:6379/0'."
                 )
             if tier_options["CHANNEL"] == "":
-                tier_options["CHANNEL"] = f"django_perf:cache:{location or 'default'}"
+                tier_options["CHANNEL"] = f"django_perf:cache:{name or 'default'}"
         specs.append(TierSpec(kind, tier_options))
-    return CacheConfig(location, tuple(specs), options)
+    return CacheConfig(name, tuple(specs), options)

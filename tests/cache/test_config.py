@@ -53,6 +53,29 @@ def test_any_order_and_subset_of_tiers():
     assert kinds(parse_config("x", {"OPTIONS": {"TIERS": tiers}})) == ["redis", "memory"]
 
 
+def test_a_list_of_redis_urls_as_location_means_memory_then_redis():
+    # As Django's RedisCache and django-redis accept it: the primary first, then replicas.
+    urls = ["redis://primary:6379/0", "redis://replica:6379/0"]
+    config = parse_config(urls, {})
+    assert kinds(config) == ["memory", "redis"]
+    assert config.tier("redis")["LOCATION"] == urls
+    assert config.name == "redis://primary:6379/0"
+    assert config.tier("redis")["CHANNEL"] == "django_perf:cache:redis://primary:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        (["localhost:6379"], "must be a string .* or a list of Redis URLs"),
+        ([], "must be a string .* or a list of Redis URLs"),
+        (5, "must be a string .* or a list of Redis URLs"),
+    ],
+)
+def test_a_location_that_is_not_a_name_or_redis_urls_is_named(location, message):
+    with pytest.raises(ImproperlyConfigured, match=r"CACHES\['default'\]\['LOCATION'\] " + message):
+        parse_config(location, {}, alias="default")
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -95,6 +118,19 @@ def test_the_system_check_reports_bad_options_before_first_use():
     ]
     assert "CACHES['broken']['OPTIONS']['TIERS'][0]['KIND']" in errors[0].msg
     assert errors[0].obj == "CACHES['broken']"
+
+
+def test_the_system_check_reports_a_bad_location_and_takes_a_list_of_redis_urls():
+    caches = {
+        "listed": {"BACKEND": BACKEND, "LOCATION": ["redis://h:6379/0", "redis://r:6379/0"]},
+        "unlisted": {"BACKEND": BACKEND, "LOCATION": ["h:6379"]},
+    }
+    with override_settings(CACHES=caches):
+        errors = checks.check_tiered_cache_options()
+    assert [(e.id, e.obj) for e in errors] == [
+        ("django_perf.E101", "CACHES['unlisted']"),
+    ]
+    assert all("CACHES[" in e.msg and "['LOCATION']" in e.msg for e in errors)
 
 
 def test_the_system_check_warns_about_an_uncapped_l1_without_redis():

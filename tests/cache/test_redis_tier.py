@@ -11,6 +11,8 @@ import pytest
 import redis
 from django.core.exceptions import ImproperlyConfigured
 
+from django_perf.cache import TieredCache
+from django_perf.cache.store import forget_store
 from django_perf.cache.tiers import NOT_INTEGER
 from django_perf.cache.tiers.memory import glob_to_regex
 from django_perf.cache.tiers.redis import RedisTier
@@ -157,6 +159,19 @@ def test_incr_returns_the_exact_value_past_2_53(make_cache, coherent, redis_url,
     cache.set("n", start)
     assert cache.incr("n") == start + 1
     assert cache.get("n") == start + 1
+
+
+def test_a_list_of_redis_urls_as_location_works_end_to_end(redis_url):
+    cache = TieredCache([redis_url], {"OPTIONS": {"STRICT": True}})
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert [tier.kind for tier in cache._store.tiers] == ["memory", "redis"]
+        cache.set("listed", "v")
+        assert cache.get("listed") == "v"
+        assert client.exists(cache.make_key("listed"))
+    finally:
+        forget_store(cache._store)
+        client.close()
 
 
 def test_the_memory_redis_shorthand_works_end_to_end(make_cache, coherent, redis_url):
