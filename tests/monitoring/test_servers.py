@@ -173,6 +173,32 @@ def test_a_graceful_worker_restart_loses_nothing(kind, store_env):
             time.sleep(0.2)
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_workers_forked_after_the_masters_flushes_do_not_share_its_pooled_connections(
+    server_env,
+):
+    """With --preload the master's flusher leaves a connection idle in Django's native pool;
+    workers forked later (recycled here every 10 requests) must open their own."""
+    env = {**server_env, "METRICS_FLUSH_INTERVAL": "0.2", "METRICS_SYSTEM_INTERVAL": "0.2"}
+    assert env.get("DATABASE_POOL", "1") != "0"  # the test project pools on PostgreSQL
+    args = ["--preload", "--max-requests", "10", "--max-requests-jitter", "0"]
+    with serve("gunicorn", env, workers=2, extra_args=args) as server:
+        time.sleep(1)  # the master's flusher has ticked: its pool holds an idle connection
+
+        def get(_: int) -> int | str:
+            try:
+                return httpx.get(f"{server.url}/monitoring/queries/6/", timeout=10).status_code
+            except httpx.HTTPError as error:
+                return type(error).__name__
+
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(get, range(120)))
+        log = server.log()
+    assert [s for s in statuses if s != 200] == [], log[-4000:]
+    assert "Traceback" not in log, log[-4000:]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_preloaded_app_forks_into_workers_that_each_flush_their_own(server_env):
     """gunicorn --preload builds the middleware (and its flusher) in the master before forking:
