@@ -14,11 +14,12 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["KINDS", "CacheConfig", "TierSpec", "parse_config"]
+__all__ = ["KINDS", "LOCATION_MAX_LENGTH", "CacheConfig", "TierSpec", "parse_config"]
 
 KINDS = ("memory", "redis", "database")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 MIB = 2**20
+LOCATION_MAX_LENGTH = 200  # the cache table's location column (PostgreSQL enforces it)
 
 
 def _number(minimum: float = 0, *, integer: bool = False, none: bool = False, above: bool = False):
@@ -222,6 +223,12 @@ def parse_config(
         if kind == "memory" and len(tiers) == 1 and "MAX_TIMEOUT" not in tier:
             # The cap exists to refill L1 from a shared tier; alone, L1 is LocMemCache.
             tier_options["MAX_TIMEOUT"] = None
+        if kind == "database" and len(name) > LOCATION_MAX_LENGTH:
+            raise ImproperlyConfigured(
+                f"{location_where} names the store in the cache table's location column, "
+                f"which holds at most {LOCATION_MAX_LENGTH} characters; got {len(name)}. "
+                "Use a shorter LOCATION."
+            )
         if kind == "redis":
             if tier_options["LOCATION"] is None:
                 raise ImproperlyConfigured(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from .config import LOCATION_MAX_LENGTH
+
 
 class CacheEntry(models.Model):
     """A value of the tiered cache's database tier (L3).
@@ -17,7 +19,7 @@ class CacheEntry(models.Model):
     """
 
     key_hash = models.CharField(max_length=40, primary_key=True)
-    location = models.CharField(max_length=200, default="")
+    location = models.CharField(max_length=LOCATION_MAX_LENGTH, default="")
     cache_key = models.TextField()
     value = models.BinaryField(default=b"")
     number = models.BigIntegerField(null=True, blank=True)

@@ -10,6 +10,7 @@ from django.test import override_settings
 
 from django_perf import checks
 from django_perf.cache.config import parse_config
+from django_perf.cache.models import CacheEntry
 from tests.cache.conftest import MEMORY
 
 BACKEND = "django_perf.cache.TieredCache"
@@ -76,6 +77,14 @@ def test_a_location_that_is_not_a_name_or_redis_urls_is_named(location, message)
         parse_config(location, {}, alias="default")
 
 
+def test_a_location_too_long_for_the_table_is_refused_before_postgresql_does():
+    long = "cache-" + "x" * 250
+    with pytest.raises(ImproperlyConfigured, match="at most 200 characters; got 256"):
+        parse_config(long, {}, alias="default")
+    assert kinds(parse_config(long, {"OPTIONS": {"TIERS": [{"KIND": "memory"}]}})) == ["memory"]
+    assert CacheEntry._meta.get_field("location").max_length == 200
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -124,11 +133,13 @@ def test_the_system_check_reports_a_bad_location_and_takes_a_list_of_redis_urls(
     caches = {
         "listed": {"BACKEND": BACKEND, "LOCATION": ["redis://h:6379/0", "redis://r:6379/0"]},
         "unlisted": {"BACKEND": BACKEND, "LOCATION": ["h:6379"]},
+        "long": {"BACKEND": BACKEND, "LOCATION": "x" * 201},
     }
     with override_settings(CACHES=caches):
         errors = checks.check_tiered_cache_options()
     assert [(e.id, e.obj) for e in errors] == [
         ("django_perf.E101", "CACHES['unlisted']"),
+        ("django_perf.E101", "CACHES['long']"),
     ]
     assert all("CACHES[" in e.msg and "['LOCATION']" in e.msg for e in errors)
 
