@@ -7,7 +7,9 @@ Selenium) logs in to the admin, opens the Performance page, checks that the
 charts drew with data, refreshes it through the JSON endpoint, switches the
 window, drills into a route, runs an invalidation through its confirmation
 step, and saves screenshots (``DJANGO_PERF_SCREENSHOTS``, default: a
-``django-perf-screenshots`` folder in the temporary directory).
+``django-perf-screenshots`` folder in the temporary directory). Smaller cases
+(a stalled refresh, long routes, the form shown again with errors) run on
+Django's live server, with no traffic.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import User
+from django.test import Client
 
 from django_perf.cache.models import CacheEntry
+from django_perf.dashboard import views
 from django_perf.monitoring import stats
 from testproject.blog.seed import SeedSize, seed
 from testproject.blog.traffic import demo_paths, send
@@ -44,6 +49,7 @@ FLAGS = (
     "--window-size=1280,1000",
 )
 QUERIES_ROUTE = "/monitoring/queries/<int:n>/"
+DASHBOARD = "/admin/django_perf/dashboard/"
 
 
 def screenshots() -> Path:
@@ -233,3 +239,46 @@ def test_the_dashboard_in_chromium(site, browser):
     names = ("dashboard-1h", "dashboard-dark", "dashboard-5m", "dashboard-24h", "route")
     for name in (*names, "invalidate-confirm", "invalidate-done"):
         assert (shots / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def signed_in(live_server, transactional_db, browser) -> str:
+    """Django's live server, the browser signed in to it as a superuser: the server's URL."""
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    cookie = django_settings.SESSION_COOKIE_NAME
+    browser.get(live_server.url + "/static/django_perf/dashboard.css")  # a page to set it on
+    browser.add_cookie({"name": cookie, "value": client.cookies[cookie].value, "path": "/"})
+    return live_server.url
+
+
+def status_text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, "perf-status").text
+
+
+def wait_for_status(driver, prefix: str, timeout: float = 15) -> str:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(lambda d: status_text(d).startswith(prefix))
+    return status_text(driver)
+
+
+def test_a_refresh_with_no_answer_is_given_up_and_the_next_one_tries_again(
+    signed_in, browser, monkeypatch
+):
+    monkeypatch.setattr(views, "REFRESH_SECONDS", 2)  # the page's shortest interval
+    driver = browser
+    driver.get(signed_in + DASHBOARD)
+    root = wait_for(driver, ".perf[data-poll-url]")
+    assert root.get_attribute("data-refresh") == "2"
+    wait_for_status(driver, "Read from the ")
+    # The browser holds every request to the endpoint unanswered: a stalled server.
+    driver.execute_cdp_cmd("Fetch.enable", {"patterns": [{"urlPattern": "*/dashboard/data/*"}]})
+    try:
+        assert wait_for_status(driver, "Refresh failed") == "Refresh failed: no answer in 1 s"
+    finally:
+        driver.execute_cdp_cmd("Fetch.disable", {})
+    wait_for_status(driver, "Read from the ")
+    assert root.get_attribute("data-refreshed")

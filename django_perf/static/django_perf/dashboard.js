@@ -12,6 +12,7 @@
     if (!root) return;
     var url = root.getAttribute("data-poll-url");
     var every = Math.max(2, parseInt(root.getAttribute("data-refresh"), 10) || 10) * 1000;
+    var patience = every - 1000;
     var toggle = document.getElementById("perf-auto");
     var status = document.getElementById("perf-status");
     var timer = null;
@@ -26,10 +27,15 @@
       status.classList.toggle("perf-failed", !!failed);
     }
 
+    // A poll with no answer a second before the next is due is given up and reported, so
+    // that a stalled request cannot stop the refreshing for good: the next tick tries again.
     function refresh() {
       if (busy || document.hidden) return;
       busy = true;
-      fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      var controller = new AbortController();
+      var deadline = window.setTimeout(function () { controller.abort(); }, patience);
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" },
+                   signal: controller.signal })
         .then(function (response) {
           var type = response.headers.get("Content-Type") || "";
           if (type.indexOf("application/json") === -1) {
@@ -50,8 +56,14 @@
           say("Read from the " + data.store + " store at " +
               new Date(data.generated_at * 1000).toLocaleTimeString(), false);
         })
-        .catch(function (error) { say("Refresh failed: " + error.message, true); })
-        .then(function () { busy = false; });
+        .catch(function (error) {
+          say("Refresh failed: " + (controller.signal.aborted
+            ? "no answer in " + patience / 1000 + " s" : error.message), true);
+        })
+        .then(function () {
+          window.clearTimeout(deadline);
+          busy = false;
+        });
     }
 
     function schedule() {
