@@ -282,3 +282,27 @@ def test_a_refresh_with_no_answer_is_given_up_and_the_next_one_tries_again(
         driver.execute_cdp_cmd("Fetch.disable", {})
     wait_for_status(driver, "Read from the ")
     assert root.get_attribute("data-refreshed")
+
+
+def shown(driver, css: str) -> bool:
+    return driver.execute_script(
+        "var e = document.querySelector(arguments[0]); return !!(e && e.offsetParent);", css
+    )
+
+
+def test_the_invalidation_form_shown_again_with_errors_shows_only_its_kinds_fields(
+    signed_in, browser
+):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(signed_in + DASHBOARD)
+    form = wait_for(driver, "#perf-invalidate")
+    form.find_element(By.CSS_SELECTOR, "input[name=kind][value=model]").click()
+    form.find_element(By.ID, "perf-invalidate-submit").click()  # no model given
+    wait_for(driver, ".errornote")
+    assert shown(driver, ".perf-form .field-model")
+    assert not shown(driver, ".perf-form .field-values")
+    driver.find_element(By.CSS_SELECTOR, "input[name=kind][value=key]").click()
+    assert shown(driver, ".perf-form .field-values")
+    assert not shown(driver, ".perf-form .field-model")
