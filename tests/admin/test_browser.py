@@ -306,3 +306,17 @@ def test_the_invalidation_form_shown_again_with_errors_shows_only_its_kinds_fiel
     driver.find_element(By.CSS_SELECTOR, "input[name=kind][value=key]").click()
     assert shown(driver, ".perf-form .field-values")
     assert not shown(driver, ".perf-form .field-model")
+
+
+def test_a_long_route_wraps_in_its_pages_title_and_breadcrumbs(signed_in, browser):
+    from selenium.webdriver.common.by import By
+
+    route = "/long/" + "x" * 300 + "/<slug:s>/"
+    driver = browser
+    driver.get(f"{signed_in}{DASHBOARD}route/?route={route}")
+    wait_for(driver, "#perf-cards")
+    assert driver.find_element(By.CSS_SELECTOR, "#content h1").text == f"Route {route}"
+    width, visible = driver.execute_script(
+        "var page = document.documentElement; return [page.scrollWidth, page.clientWidth];"
+    )
+    assert width <= visible, f"the route page is {width}px wide in a {visible}px window"
