@@ -15,6 +15,7 @@ Django's live server, with no traffic.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -320,3 +321,28 @@ def test_a_long_route_wraps_in_its_pages_title_and_breadcrumbs(signed_in, browse
         "var page = document.documentElement; return [page.scrollWidth, page.clientWidth];"
     )
     assert width <= visible, f"the route page is {width}px wide in a {visible}px window"
+
+
+def clock(status: str) -> int:
+    """Seconds since midnight of the H:i:s time that ends a status line."""
+    assert status.startswith("Read from the "), status
+    match = re.fullmatch(r".* at (\d\d):(\d\d):(\d\d)", status)
+    assert match, f"not an H:i:s time: {status!r}"
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+
+
+def test_the_status_line_keeps_the_sites_time_zone_and_format_after_a_refresh(
+    signed_in, browser, monkeypatch, settings
+):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    settings.TIME_ZONE = "Pacific/Kiritimati"  # UTC+14: far from the browser's own zone
+    monkeypatch.setattr(views, "REFRESH_SECONDS", 2)
+    driver = browser
+    driver.get(signed_in + DASHBOARD)
+    root = wait_for(driver, ".perf[data-poll-url]")
+    first = clock(status_text(driver))  # as the server wrote it
+    WebDriverWait(driver, 15).until(lambda d: root.get_attribute("data-refreshed"))
+    refreshed = clock(status_text(driver))
+    assert 0 <= (refreshed - first) % 86400 < 60

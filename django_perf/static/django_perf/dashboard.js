@@ -7,12 +7,25 @@
 (function () {
   "use strict";
 
+  // Times as the page first shows them (the server's H:i:s in its TIME_ZONE), not in the
+  // browser's own zone and locale.
+  function timeFormat(zone) {
+    var options = { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" };
+    try {
+      var zoned = Object.assign({ timeZone: zone || undefined }, options);
+      return new Intl.DateTimeFormat("en-GB", zoned);
+    } catch (e) {  // a zone this browser does not know
+      return new Intl.DateTimeFormat("en-GB", options);
+    }
+  }
+
   function start() {
     var root = document.querySelector(".perf[data-poll-url]");
     if (!root) return;
     var url = root.getAttribute("data-poll-url");
     var every = Math.max(2, parseInt(root.getAttribute("data-refresh"), 10) || 10) * 1000;
     var patience = every - 1000;
+    var clock = timeFormat(root.getAttribute("data-time-zone"));
     var toggle = document.getElementById("perf-auto");
     var status = document.getElementById("perf-status");
     var timer = null;
@@ -54,7 +67,7 @@
           });
           root.setAttribute("data-refreshed", String(data.generated_at));
           say("Read from the " + data.store + " store at " +
-              new Date(data.generated_at * 1000).toLocaleTimeString(), false);
+              clock.format(new Date(data.generated_at * 1000)), false);
         })
         .catch(function (error) {
           say("Refresh failed: " + (controller.signal.aborted
