@@ -50,7 +50,7 @@ class Line:
 
 
 def format_number(value: float) -> str:
-    """Short and readable: 0, 0.25, 3.5, 42, 1.2k, 3.4M."""
+    """Short and readable: 0, 0.25, 3.5, 42, 1.2k, 3.4M; 0.000075, never 7.5e-05."""
     size = abs(value)
     if size >= 1e6:
         return f"{value / 1e6:.3g}M"
@@ -58,6 +58,9 @@ def format_number(value: float) -> str:
         return f"{value / 1e3:.3g}k"
     if size >= 100 or value == int(value):
         return f"{value:.0f}"
+    if size < 1e-3:  # a week's rare requests per second: two significant digits
+        decimals = 1 - math.floor(math.log10(size))
+        return f"{value:.{decimals}f}".rstrip("0")
     return f"{value:.3g}"
 
 

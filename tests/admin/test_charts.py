@@ -192,3 +192,8 @@ def test_formats():
     assert [charts.format_number(v) for v in (0, 0.0675, 42, 12_345, 3_400_000)] == [
         "0", "0.0675", "42", "12.3k", "3.4M",
     ]  # fmt: skip
+    # One request in a few hours of a 7-day chart: a plain decimal, not 7.5e-05.
+    assert [charts.format_number(v) for v in (0.00075, 7.5e-05, 1.65e-06, -2e-05)] == [
+        "0.00075", "0.000075", "0.0000017", "-0.00002",
+    ]  # fmt: skip
+    assert charts.format_rate(7.5e-05) == "0.000075/s"
