@@ -231,3 +231,88 @@ def test_concurrent_flushes_and_maintenance_lose_and_double_nothing():
     store.maintain(now=NOW, force=True)
     assert counts(store) == {"/busy/": sum(written)}
     assert {r.key.route: r.series.requests for r in store.read_totals()} == {"/busy/": sum(written)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_maintenance_pass_lets_other_writers_in_between_short_transactions():
+    """SQLite has one write lock: a pass holding it past the busy timeout (5 s) fails the
+    site's own writes. A pass is many short transactions, and writers get in between."""
+    from django_perf.monitoring.models import MetricsLease
+
+    store = DatabaseStore(lease_seconds=0)
+    for flush_number in range(6):  # 3,000 raw rows over 500 labels
+        minute = NOW - 60 * (flush_number % 3)
+        store.write({Key(minute, f"/r{i}/", "GET", "2xx"): make_series(1) for i in range(500)})
+    lease_table = MetricsLease._meta.db_table
+    statements, started, errors = [], threading.Event(), []
+
+    def spy(execute, sql, params, many, context):
+        statements.append((time.monotonic(), sql))
+        if sql.startswith("UPDATE") and lease_table in sql:
+            started.set()
+        return execute(sql, params, many, context)
+
+    def maintain():
+        try:
+            with connections["default"].execute_wrapper(spy):
+                store.maintain(force=True)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            started.set()
+            connections.close_all()
+
+    thread = threading.Thread(target=maintain)
+    thread.start()
+    started.wait(10)
+    waits, written_at = [], []
+    while thread.is_alive():
+        before = time.monotonic()
+        store.write({Key(NOW, "/site/", "GET", "2xx"): make_series(1)})
+        written_at.append(time.monotonic())
+        waits.append(written_at[-1] - before)
+    thread.join()
+    assert not errors
+    transactions = sum(
+        1 for _, sql in statements if sql.startswith("UPDATE") and lease_table in sql
+    )
+    assert transactions > 3
+    last_statement = max(at for at, _ in statements)
+    assert any(at < last_statement for at in written_at), "no write got in during the pass"
+    assert max(waits) < 2.0
+    totals = {r.key.route: r.series.requests for r in store.read_totals()}
+    assert sum(n for route, n in totals.items() if route.startswith("/r")) == 3000
+    assert totals["/site/"] == len(written_at)
+    assert not MetricSeries.objects.filter(resolution=MetricSeries.RAW).exclude(route="/site/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_maintainers_at_once_merge_each_raw_row_once():
+    """Forced passes in two threads (one holder) race for the same raw rows, batch by batch."""
+    store = DatabaseStore(lease_seconds=0)
+    for _ in range(4):
+        store.write({Key(NOW - 60, f"/r{i}/", "GET", "2xx"): make_series(2) for i in range(400)})
+    errors = []
+
+    def maintain():
+        try:
+            for _ in range(3):
+                store.maintain(force=True)
+        except Exception as error:
+            if "locked" not in str(error):
+                errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=maintain) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    store.maintain(force=True)
+    assert not MetricSeries.objects.filter(resolution=MetricSeries.RAW).exists()
+    assert {r.key.route: r.series.requests for r in store.read_totals()} == {
+        f"/r{i}/": 8 for i in range(400)
+    }
+    assert counts(store, 300) == {f"/r{i}/": 8 for i in range(400)}

@@ -2,14 +2,16 @@
 
 Workers only INSERT raw rows (one per series per flush), so flushes from any
 number of processes never wait on each other or lose an increment. A
-maintenance pass, serialized by a lease row that it updates first in its
-transaction (a row lock on PostgreSQL, the write lock on SQLite), then merges
-raw rows into minute rows, hour rows and the lifetime totals (the same three
-ways the Redis store writes), deletes minutes past
-``MONITORING_MINUTE_RETENTION`` and hours past ``MONITORING_HOUR_RETENTION``.
-Every move happens in one transaction, and readers read all resolutions in one
-statement, so a request is always counted exactly once, whichever side of a
-merge a reader lands on.
+maintenance pass, held by a lease row, merges raw rows into minute rows, hour
+rows and the lifetime totals (the same three ways the Redis store writes),
+deletes minutes past ``MONITORING_MINUTE_RETENTION`` and hours past
+``MONITORING_HOUR_RETENTION``. It works in short transactions (about
+BATCH_SECONDS each, so that SQLite's one write lock is free again long before
+a writer's busy timeout), each renewing the lease first (a row lock on
+PostgreSQL, the write lock on SQLite: maintainers' transactions never
+overlap). A transaction deletes the raw rows it merges and rolls back if any
+was gone, and readers read all resolutions in one statement, so a request is
+always counted exactly once, whichever side of a merge a reader lands on.
 
 Windows up to six hours read minutes; longer ones read the hours inside the
 window and minutes at its edges (about 30 times fewer rows for a day), as the
@@ -23,9 +25,10 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Count, Q, Subquery
 
 from ..models import MetricSeries, MetricsLease, SlowRequestLog, SystemSample
@@ -36,7 +39,16 @@ __all__ = ["DatabaseStore"]
 
 LEASE = "maintain"
 MAX_ROWS_PER_PASS = 20_000
+# A pass works in short transactions, each holding SQLite's one write lock for about
+# BATCH_SECONDS (far under its 5 s busy timeout), sized from the last one's pace, with a
+# pause between them on SQLite long enough for a waiting writer's busy handler (which
+# retries every 100 ms at most) to take the lock.
+BATCH_SECONDS = 0.25
+BATCH_ROWS = (50, 300, 5000)  # fewest, first, most rows one transaction writes
+SQLITE_PAUSE = 0.12
+RAW_CHUNK = 5000  # raw rows read (outside any transaction) and added up at a time
 MINUTE_WINDOW_LIMIT = 6 * 3600  # longer windows read whole hours from the hour rows
+T = TypeVar("T")
 
 
 def _dumps(series: Series, weight: float | None = None) -> str:
@@ -216,53 +228,136 @@ class DatabaseStore(MetricsStore):
 
     def maintain(self, now: float | None = None, *, force: bool = False) -> bool:
         now = time.time() if now is None else now
+        started = time.monotonic()
         leases = MetricsLease.objects.using(self.alias)
         leases.get_or_create(name=LEASE)
         with transaction.atomic(using=self.alias):
-            # First statement is a write: it serializes maintainers (row lock on PostgreSQL,
-            # the database write lock on SQLite) before anything is read.
             claim = leases.filter(name=LEASE)
             if not force:
                 claim = claim.filter(until__lt=now)
             if not claim.update(until=now + self.lease_seconds, holder=self.holder):
                 return False
-            self._merge_raw()
-            self._drop_old_minutes(int(now))
-            self._expire(int(now))
+
+        def pass_now() -> float:
+            return now + time.monotonic() - started
+
+        # Each step in short transactions (see BATCH_SECONDS); a lost lease ends the pass.
+        if not self._merge_raw(pass_now):
+            return True
+        if not self._in_batches(pass_now, lambda limit: self._drop_old_minutes(int(now), limit)):
+            return True
+        self._in_lease(pass_now, lambda: self._expire(int(now)))
         return True
 
-    def _merge_raw(self) -> None:
-        objects = MetricSeries.objects.using(self.alias)
-        raw = list(
-            objects.filter(resolution=MetricSeries.RAW)
-            .order_by("id")
-            .values_list("id", "start", "route", "method", "status", "payload")[:MAX_ROWS_PER_PASS]
-        )
-        if not raw:
-            return
-        minutes: dict[Key, Series] = {}
-        hours: dict[Key, Series] = {}
-        totals: dict[Key, Series] = {}
-        for _, start, route, method, status, payload in raw:
-            data = json.loads(payload)
-            _add(minutes, Key(start - start % 60, route, method, status), Series.from_payload(data))
-            _add(hours, Key(start - start % 3600, route, method, status), Series.from_payload(data))
-            _add(totals, Key(0, route, method, status), Series.from_payload(data))
-        self._fold_into(MetricSeries.MINUTE, minutes)
-        self._fold_into(MetricSeries.HOUR, hours)
-        self._fold_into(MetricSeries.TOTAL, totals)
-        self._delete([row[0] for row in raw])
+    def _in_batches(self, now: Callable[[], float], step: Callable[[int], int]) -> bool:
+        """Run ``step(limit)`` (rows done) in short transactions until it runs out of rows.
 
-    def _drop_old_minutes(self, now: int) -> None:
-        """Delete minutes that ended over ``minute_retention`` ago (their hours hold them)."""
+        Stops at MAX_ROWS_PER_PASS rows, or when the lease is lost (then returns False).
+        """
+        limit, done = BATCH_ROWS[1], 0
+        while done < MAX_ROWS_PER_PASS:
+            limit = min(limit, MAX_ROWS_PER_PASS - done)
+            started = time.monotonic()
+            rows = self._in_lease(now, lambda: step(limit))  # noqa: B023 (called at once)
+            if rows is None:
+                return False
+            done += rows
+            if rows:
+                self._let_writers_in()
+            if rows < limit:
+                return True
+            limit = _next_limit(limit, time.monotonic() - started)
+        return True
+
+    def _in_lease(self, now: Callable[[], float], work: Callable[[], T]) -> T | None:
+        """``work()`` in a transaction that first renews this process's lease (None if lost).
+
+        Renewing is a write, so it serializes maintainers before anything is read: rows
+        a batch merges and deletes cannot be merged by another process too.
+        """
+        with transaction.atomic(using=self.alias):
+            renewed = (
+                MetricsLease.objects.using(self.alias)
+                .filter(name=LEASE, holder=self.holder)
+                .update(until=now() + self.lease_seconds)
+            )
+            return work() if renewed else None
+
+    def _let_writers_in(self) -> None:
+        if connections[self.alias].vendor == "sqlite":
+            time.sleep(SQLITE_PAUSE)
+
+    def _merge_raw(self, now: Callable[[], float]) -> bool:
+        """Merge raw rows into minutes, hours and totals; False if the lease was lost.
+
+        Rows are read and added up outside any transaction (that is most of the work);
+        each transaction then deletes the raw rows of a few labels and folds their sums
+        in, and rolls back if another maintainer merged any of them first.
+        """
+        objects = MetricSeries.objects.using(self.alias)
+        fields = ("id", "start", "route", "method", "status", "payload")
+        done, after, limit = 0, 0, BATCH_ROWS[1]
+        while done < MAX_ROWS_PER_PASS:
+            chunk = min(RAW_CHUNK, MAX_ROWS_PER_PASS - done)
+            raw = list(
+                objects.filter(resolution=MetricSeries.RAW, id__gt=after)
+                .order_by("id")
+                .values_list(*fields)[:chunk]
+            )
+            if not raw:
+                return True
+            limit = self._fold_in_batches(now, _by_label(raw), limit)
+            if not limit:
+                return False
+            done, after = done + len(raw), raw[-1][0]
+            if len(raw) < chunk:
+                return True
+        return True
+
+    def _fold_in_batches(self, now: Callable[[], float], labels: list[_Merge], limit: int) -> int:
+        """Fold ``labels`` in, a few labels (about BATCH_SECONDS of work) per transaction.
+
+        ``limit`` is the rows the first transaction may write; returns the next one's, or 0
+        if the lease was lost.
+        """
+        while labels:
+            batch, size = [], 0
+            while labels and (not batch or size + labels[-1].size <= limit):
+                batch.append(labels.pop())
+                size += batch[-1].size
+            started = time.monotonic()
+            try:
+                if self._in_lease(now, lambda: self._fold(batch)) is None:  # noqa: B023
+                    return 0
+            except _MergedElsewhere:
+                return 0
+            self._let_writers_in()
+            limit = _next_limit(limit, time.monotonic() - started)
+        return limit
+
+    def _fold(self, batch: list[_Merge]) -> int:
+        """Delete the batch's raw rows and add their sums to minutes, hours and totals."""
+        ids = [row_id for merge in batch for row_id in merge.ids]
+        if self._delete(ids) != len(ids):
+            raise _MergedElsewhere  # rolls the transaction back: each row is merged once
+        for resolution in (MetricSeries.MINUTE, MetricSeries.HOUR, MetricSeries.TOTAL):
+            self._fold_into(
+                resolution, {k: v for m in batch for k, v in m.sums[resolution].items()}
+            )
+        return len(ids)
+
+    def _drop_old_minutes(self, now: int, limit: int) -> int:
+        """Delete up to ``limit`` minutes that ended over ``minute_retention`` ago (their hours
+        hold them); return how many."""
         cutoff = now - self.minute_retention - 59  # gone when its end + retention has come
         objects = MetricSeries.objects.using(self.alias)
         old = list(
             objects.filter(resolution=MetricSeries.MINUTE, start__lt=cutoff)
             .order_by("id")
-            .values_list("id", flat=True)[:MAX_ROWS_PER_PASS]
+            .values_list("id", flat=True)[:limit]
         )
         self._delete(old)
+        return len(old)
 
     def _expire(self, now: int) -> None:
         MetricSeries.objects.using(self.alias).filter(
@@ -294,7 +389,11 @@ class DatabaseStore(MetricsStore):
     def _fold_into(self, resolution: int, merged: dict[Key, Series]) -> None:
         """Add ``merged`` to the rows at ``resolution``: read, delete and rewrite them."""
         objects = MetricSeries.objects.using(self.alias)
-        existing = objects.filter(resolution=resolution, start__in={k.start for k in merged})
+        existing = objects.filter(
+            resolution=resolution,
+            start__in={k.start for k in merged},
+            route__in={k.route for k in merged},  # not every route's totals for a few routes
+        )
         stale = []
         for row_id, start, route, method, status, payload in existing.values_list(
             "id", "start", "route", "method", "status", "payload"
@@ -319,17 +418,65 @@ class DatabaseStore(MetricsStore):
             batch_size=500,
         )
 
-    def _delete(self, ids: list[int]) -> None:
+    def _delete(self, ids: list[int]) -> int:
         # By id, never by range: a row a concurrent flush has not committed yet must stay.
         objects = MetricSeries.objects.using(self.alias)
-        for i in range(0, len(ids), 500):
-            objects.filter(id__in=ids[i : i + 500]).delete()
+        return sum(
+            objects.filter(id__in=ids[i : i + 500]).delete()[0] for i in range(0, len(ids), 500)
+        )
 
     def clear(self) -> None:
         with transaction.atomic(using=self.alias):
             MetricSeries.objects.using(self.alias).all().delete()
             SystemSample.objects.using(self.alias).all().delete()
             SlowRequestLog.objects.using(self.alias).all().delete()
+
+
+class _MergedElsewhere(Exception):
+    """Another maintainer merged some of the raw rows this transaction was merging."""
+
+
+class _Merge:
+    """The raw rows of one label (route, method, status) and their sums per resolution."""
+
+    __slots__ = ("ids", "size", "sums")
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.sums: dict[int, dict[Key, Series]] = {
+            MetricSeries.MINUTE: {},
+            MetricSeries.HOUR: {},
+            MetricSeries.TOTAL: {},
+        }
+
+    def add(self, row_id: int, start: int, label: tuple[str, str, str], payload: str) -> None:
+        self.ids.append(row_id)
+        data = json.loads(payload)
+        for resolution, period in ((MetricSeries.MINUTE, 60), (MetricSeries.HOUR, 3600)):
+            key = Key(start - start % period, *label)
+            _add(self.sums[resolution], key, Series.from_payload(data))
+        _add(self.sums[MetricSeries.TOTAL], Key(0, *label), Series.from_payload(data))
+
+
+def _by_label(raw: list[tuple]) -> list[_Merge]:
+    """Raw rows ``(id, start, route, method, status, payload)`` added up per label."""
+    merges: dict[tuple[str, str, str], _Merge] = {}
+    for row_id, start, route, method, status, payload in raw:
+        label = (route, method, status)
+        merge = merges.get(label)
+        if merge is None:
+            merge = merges[label] = _Merge()
+        merge.add(row_id, start, label, payload)
+    for merge in merges.values():
+        merge.size = sum(map(len, merge.sums.values()))  # rows its fold rewrites
+    return list(merges.values())
+
+
+def _next_limit(limit: int, seconds: float) -> int:
+    """The next transaction's rows: this one's, scaled to take BATCH_SECONDS (at most 2x)."""
+    fewest, _, most = BATCH_ROWS
+    paced = int(limit * BATCH_SECONDS / seconds) if seconds > 0 else most
+    return max(fewest, min(paced, 2 * limit, most))
 
 
 def _add(target: dict[Key, Series], key: Key, series: Series) -> None:
