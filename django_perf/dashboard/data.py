@@ -83,7 +83,7 @@ def _series(points: list[stats.Point], step: int) -> dict[str, Any]:
     tiers = sorted({tier for p in points for tier in p.hit_ratio})
     return {
         "starts": [p.start for p in points],
-        "requests_per_s": [round(p.count / step, 4) for p in points],
+        "requests_per_s": [stats.rounded_rate(p.count / step) for p in points],
         "error_rate": [p.error_rate if p.count else None for p in points],
         "p50_ms": [p.p50_ms for p in points],
         "p95_ms": [p.p95_ms for p in points],

@@ -12,6 +12,7 @@ workers, all hosts), never this process's buffer.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,7 @@ __all__ = [
     "read",
     "report",
     "requests_per_recorded",
+    "rounded_rate",
     "route_stats",
     "slow_requests",
     "status_codes",
@@ -55,6 +57,13 @@ def parse_window(window: str) -> int:
         return WINDOWS[window]
     except KeyError:
         raise ValueError(f"unknown window {window!r}; use one of {', '.join(WINDOWS)}") from None
+
+
+def rounded_rate(per_second: float) -> float:
+    """A rate to four decimals, or three significant digits when smaller (1 a week is not 0)."""
+    if per_second <= 0 or per_second >= 0.001:
+        return round(per_second, 4)
+    return round(per_second, 2 - math.floor(math.log10(per_second)))
 
 
 def _ms(us: float | None) -> float | None:
@@ -111,7 +120,7 @@ class _Accumulator:
         return RouteStats(
             route=route,
             count=round(s.weight),
-            rate=round(s.weight / seconds, 4) if seconds else 0.0,
+            rate=rounded_rate(s.weight / seconds) if seconds else 0.0,
             error_rate=round(errors / s.weight, 4) if s.weight else 0.0,
             p50_ms=_ms(p50),
             p90_ms=_ms(p90),

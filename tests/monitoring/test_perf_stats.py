@@ -55,7 +55,7 @@ def test_json_report_follows_the_documented_schema(traffic):
     # Read from the start of the window's first minute: the rate is over what was read.
     assert data["since"] % 60 == 0
     assert 300 <= data["until"] - data["since"] < 360
-    assert data["totals"]["rate"] == round(11 / (data["until"] - data["since"]), 4)
+    assert data["totals"]["rate"] == stats.rounded_rate(11 / (data["until"] - data["since"]))
     assert set(routes["/monitoring/fast/"]) == {
         "route", "count", "rate", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
         "avg_ms", "avg_queries", "avg_db_ms", "avg_request_bytes", "avg_response_bytes",
@@ -168,3 +168,12 @@ def test_sampled_counts_are_scaled_to_the_traffic_they_stand_for(recorder):
 def test_a_route_with_a_nul_character_is_a_command_error():
     with pytest.raises(CommandError, match="holds a NUL character"):
         run("--route", "/a\x00")
+
+
+@pytest.mark.parametrize(
+    ("per_second", "shown"),
+    [(0.5111234, 0.5111), (0.001, 0.001), (1 / 604800, 1.65e-06), (0.0, 0.0), (2.5e-9, 2.5e-09)],
+)
+def test_a_slow_rate_keeps_three_significant_digits_instead_of_rounding_to_zero(per_second, shown):
+    # One request in a 7-day window is 1.65e-06/s: four decimals made it 0.0 beside a count of 1.
+    assert stats.rounded_rate(per_second) == shown
