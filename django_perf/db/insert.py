@@ -7,11 +7,11 @@ from typing import Any
 
 from django.db import NotSupportedError, models, transaction
 
-from ..conf import perf_settings
 from . import fallback, postgres
 from .fields import OMIT, is_native
 from .notify import listening, rows_written
 from .rows import RowSet, Target, extract, resolve_fields, resolve_target
+from .staging import insert_select
 
 __all__ = ["bulk_insert"]
 
@@ -107,30 +107,11 @@ def _insert_returning(rowset: RowSet, wrapped: Any, raw: Any) -> list[Any]:
     target = rowset.target
     connection = target.connection
     opts = target.model._meta
-    quote = connection.ops.quote_name
-    table = opts.db_table
-    table_columns = postgres.table_columns(connection, table)
-    returning = f"RETURNING {quote(opts.pk.column)}"
-    step = perf_settings.BULK_BATCH_SIZE
+    returning = f"RETURNING {connection.ops.quote_name(opts.pk.column)}"
     pks: list[Any] = [None] * rowset.size
-    for column_indexes, row_indexes in rowset.groups():
-        columns = [table_columns[rowset.fields[j].column] for j in column_indexes]
-        names = ", ".join(quote(c.name) for c in columns)
-        selected = ", ".join(f"s.{quote(c.name)}" for c in columns)
-        use_copy = min(len(row_indexes), step) >= perf_settings.BULK_COPY_MIN_ROWS
-        for start in range(0, len(row_indexes), step):
-            chunk = row_indexes[start : start + step]
-            values = [[rowset.columns[j][i] for i in chunk] for j in column_indexes]
-            with postgres.staged(connection, wrapped, raw, table, columns, values,
-                                 use_copy) as (source, params):  # fmt: skip
-                wrapped.execute(
-                    f"INSERT INTO {quote(table)} ({names}) SELECT {selected} FROM {source} "
-                    f"{returning}",
-                    params,
-                )
-                returned = wrapped.fetchall()
-            for i, (pk,) in zip(chunk, returned, strict=True):
-                pks[i] = _from_db(opts.pk, pk, connection)
+    for chunk, returned in insert_select(rowset, wrapped, raw, "", returning):
+        for i, (pk,) in zip(chunk, returned, strict=True):
+            pks[i] = _from_db(opts.pk, pk, connection)
     return pks
 
 

@@ -9,11 +9,11 @@ from typing import Any
 from django.db import models, transaction
 from django.db.models.constants import OnConflict
 
-from ..conf import perf_settings
 from . import fallback, postgres
 from .fields import is_native
 from .notify import rows_written
 from .rows import RowSet, extract, key_values, resolve_fields, resolve_key, resolve_target
+from .staging import insert_select
 
 __all__ = ["UpsertResult", "bulk_upsert"]
 
@@ -85,8 +85,6 @@ def _upsert_native(rowset: RowSet, key_fields: list, set_fields: list) -> Upsert
     connection = target.connection
     opts = target.model._meta
     quote = connection.ops.quote_name
-    table = opts.db_table
-    table_columns = postgres.table_columns(connection, table)
     conflict = ", ".join(quote(f.column) for f in key_fields)
     if set_fields:
         assignments = ", ".join(
@@ -97,29 +95,11 @@ def _upsert_native(rowset: RowSet, key_fields: list, set_fields: list) -> Upsert
         action = "DO NOTHING"
     returning = f"RETURNING t.{quote(opts.pk.column)}, (t.xmax = 0)"
     inserted, updated = [], []
-    step = perf_settings.BULK_BATCH_SIZE
     with postgres.cursor(connection) as (wrapped, raw):
-        for column_indexes, row_indexes in rowset.groups():
-            columns = [table_columns[rowset.fields[j].column] for j in column_indexes]
-            names = ", ".join(quote(c.name) for c in columns)
-            selected = ", ".join(f"s.{quote(c.name)}" for c in columns)
-            use_copy = min(len(row_indexes), step) >= perf_settings.BULK_COPY_MIN_ROWS
-            for start in range(0, len(row_indexes), step):
-                chunk = row_indexes[start : start + step]
-                whole = len(chunk) == rowset.size
-                values = [
-                    rowset.columns[j] if whole else [rowset.columns[j][i] for i in chunk]
-                    for j in column_indexes
-                ]
-                with postgres.staged(connection, wrapped, raw, table, columns, values,
-                                     use_copy) as (source, params):  # fmt: skip
-                    wrapped.execute(
-                        f"INSERT INTO {quote(table)} AS t ({names}) SELECT {selected} "
-                        f"FROM {source} ON CONFLICT ({conflict}) {action} {returning}",
-                        params,
-                    )
-                    for pk, was_inserted in wrapped.fetchall():
-                        (inserted if was_inserted else updated).append(pk)
+        tail = f"ON CONFLICT ({conflict}) {action} {returning}"
+        for _, returned in insert_select(rowset, wrapped, raw, "AS t", tail):
+            for pk, was_inserted in returned:
+                (inserted if was_inserted else updated).append(pk)
     skipped = rowset.size - len(inserted) - len(updated)
     return UpsertResult(len(inserted), len(updated), skipped, inserted, updated)
 
