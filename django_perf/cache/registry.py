@@ -3,7 +3,8 @@
 ``register(Article, keys=..., tags=..., patterns=...)`` says, for a row, what
 to drop when it changes. The registry listens to ``pre_save`` /
 ``post_save`` / ``pre_delete`` / ``post_delete`` (with the rows a delete
-changes without a signal) / ``m2m_changed`` (both sides of a relation)
+changes without a signal; only for the models that need them, so that the others
+keep Django's fast delete) / ``m2m_changed`` (both sides of a relation)
 and to ``django_perf.signals.rows_changed`` (the bulk write helpers), and
 invalidates at once and again when the transaction commits: a reader that
 fills the cache from the old row while the transaction is open cannot leave
@@ -28,6 +29,7 @@ from django.core.cache.backends.base import BaseCache
 from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
 from django.db.models.signals import (
+    class_prepared,
     m2m_changed,
     post_delete,
     post_save,
@@ -261,6 +263,7 @@ class Registry:
             self._by_model.setdefault(registration.model, []).append(registration)
             self._resolved = {}
         connect_model(registration.model)
+        sync_delete_senders()
         return registration
 
     def remove(self, registration: Registration) -> None:
@@ -274,6 +277,7 @@ class Registry:
             self._resolved = {}
         if not self._by_model.get(registration.model):
             disconnect_model(registration.model)
+        sync_delete_senders()
 
     def for_model(self, model: type) -> tuple[Registration, ...]:
         """Registrations of ``model`` and of the models it inherits from (proxy, MTI, abstract)."""
@@ -641,27 +645,38 @@ def _m2m_partners(m2m: Any, instance: Any, using: str, forward: bool) -> Any:
     return other, other._base_manager.using(using).filter(pk__in=links.values(f"{target}__pk"))
 
 
-def _changed_by_delete(instance: Any, using: str) -> Iterator[tuple[Any, Any]]:
-    """(model, rows) of registered models that deleting ``instance`` changes without a signal.
+def _changed_without_signal(model: Any) -> Iterator[tuple[Any, Any]]:
+    """(relation, other model) for each relation whose rows deleting ``model``'s rows changes
+    without a signal.
 
-    Its many-to-many partners (Django deletes the through rows without ``m2m_changed``) and
-    the rows whose foreign key to it is SET_NULL, SET_DEFAULT or SET() (an ``update()``).
+    Its many-to-many, either side (Django deletes the through rows without ``m2m_changed``),
+    and the foreign keys to it that are SET_NULL, SET_DEFAULT or SET() (an ``update()``).
     """
-    concrete = instance._meta.concrete_model
+    concrete = model._meta.concrete_model
     # Local relations only: a parent's (multi-table inheritance) go with the parent's delete.
     for m2m in concrete._meta.local_many_to_many:
-        if registry.for_model(m2m.remote_field.model):
-            yield _m2m_partners(m2m, instance, using, forward=True)
+        yield m2m, m2m.remote_field.model
     for rel in concrete._meta.related_objects:
-        if rel.model._meta.concrete_model is not concrete or not registry.for_model(
-            rel.related_model
-        ):
+        if rel.model._meta.concrete_model is not concrete:
             continue
-        if isinstance(rel.field, models.ManyToManyField):
-            yield _m2m_partners(rel.field, instance, using, forward=False)
-        elif isinstance(rel.field, models.ForeignKey) and rel.on_delete not in KEEPING:
-            manager = rel.related_model._base_manager.using(using)
-            yield rel.related_model, manager.filter(**{rel.field.name: instance})
+        if isinstance(rel.field, models.ManyToManyField) or (
+            isinstance(rel.field, models.ForeignKey) and rel.on_delete not in KEEPING
+        ):
+            yield rel, rel.related_model
+
+
+def _changed_by_delete(instance: Any, using: str) -> Iterator[tuple[Any, Any]]:
+    """(model, rows) of registered models that deleting ``instance`` changes without a signal."""
+    for relation, other in _changed_without_signal(type(instance)):
+        if not registry.for_model(other):
+            continue
+        if isinstance(relation, models.ManyToManyField):
+            yield _m2m_partners(relation, instance, using, forward=True)
+        elif isinstance(relation.field, models.ManyToManyField):
+            yield _m2m_partners(relation.field, instance, using, forward=False)
+        else:
+            manager = other._base_manager.using(using)
+            yield other, manager.filter(**{relation.field.name: instance})
 
 
 def _pre_delete(sender: Any, instance: Any, using: str | None = None, **kw: Any) -> None:
@@ -795,9 +810,85 @@ def connect() -> None:
     """
     pre_save.connect(_pre_save, dispatch_uid=UID)
     post_save.connect(_post_save, dispatch_uid=UID)
-    pre_delete.connect(_pre_delete, dispatch_uid=UID)
-    post_delete.connect(_post_delete, dispatch_uid=UID)
     m2m_changed.connect(_m2m_changed, dispatch_uid=UID)
+    class_prepared.connect(_class_prepared, dispatch_uid=UID)
     registry.connected = True
     for model in registry.models():
         connect_model(model)
+    sync_delete_senders()
+
+
+# --- Delete signals: only for the models that need them -----------------------------------------
+#
+# A pre_delete or post_delete receiver for a model makes Django's Collector give up the fast
+# delete (one DELETE ... WHERE) for it: it SELECTs every row and sends two signals per row.
+# So the registry listens only where a delete can change what a registration names.
+
+_delete_senders: set[type[models.Model]] = set()  # connected to _pre_delete / _post_delete
+_delete_lock = threading.Lock()
+
+
+def needs_delete_signals(model: type[models.Model]) -> bool:
+    """Whether deleting ``model``'s rows can change what a registration names.
+
+    Its own registrations (or a parent's: a proxy or a child is a sender of its own), or a
+    registered model on the other side of a relation its delete changes without a signal.
+    """
+    if registry.for_model(model):
+        return True
+    return any(registry.for_model(other) for _, other in _changed_without_signal(model))
+
+
+def _subclasses(model: type) -> Iterator[type]:
+    for subclass in model.__subclasses__():
+        yield subclass
+        yield from _subclasses(subclass)
+
+
+def _delete_candidates() -> set[type[models.Model]]:
+    """Every installed model, and subclasses of registered ones defined elsewhere (isolate_apps)."""
+    found = set(apps.get_models(include_auto_created=True))
+    for model in registry.models():
+        found.add(model)
+        found.update(_subclasses(model))
+    return {model for model in found if not model._meta.abstract}
+
+
+def _delete_uid(model: type[models.Model]) -> str:
+    return f"{UID}.delete.{model._meta.label_lower}"
+
+
+def _listen_to_deletes(model: type[models.Model]) -> None:
+    pre_delete.connect(_pre_delete, sender=model, dispatch_uid=_delete_uid(model))
+    post_delete.connect(_post_delete, sender=model, dispatch_uid=_delete_uid(model))
+    _delete_senders.add(model)
+
+
+def sync_delete_senders() -> None:
+    """Connect the delete receivers for exactly the models that need them, disconnect the rest.
+
+    Runs when registrations change, once ``connect()`` has run (in ``AppConfig.ready()``,
+    when every model is loaded), so registrations made earlier are counted then.
+    """
+    if not registry.connected:
+        return
+    with _delete_lock:
+        wanted = {model for model in _delete_candidates() if needs_delete_signals(model)}
+        for model in wanted - _delete_senders:
+            _listen_to_deletes(model)
+        for model in _delete_senders - wanted:
+            pre_delete.disconnect(_pre_delete, sender=model, dispatch_uid=_delete_uid(model))
+            post_delete.disconnect(_post_delete, sender=model, dispatch_uid=_delete_uid(model))
+            _delete_senders.discard(model)
+
+
+def _class_prepared(sender: type[models.Model], **kw: Any) -> None:
+    """A model defined after ``connect()`` that inherits a registration: a sender of its own.
+
+    Other models are counted at the next registration change (their relations may not be
+    resolved yet); migrations' historical models never inherit a registration.
+    """
+    if sender._meta.abstract or not any(issubclass(sender, m) for m in registry.models()):
+        return
+    with _delete_lock:
+        _listen_to_deletes(sender)

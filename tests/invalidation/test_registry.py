@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import connection, models, transaction
+from django.db.models.deletion import Collector
+from django.db.models.signals import post_delete, pre_delete
 from django.test.utils import CaptureQueriesContext, isolate_apps
 
 from django_perf.cache.invalidation import (
@@ -26,6 +28,7 @@ from django_perf.cache.invalidation import (
 )
 from testproject.blog.invalidation import ARTICLES, article_key
 from testproject.blog.models import Article, Author, Comment, Event, Tag
+from testproject.bulkdemo.models import Item, Kitchen, Token
 
 pytestmark = pytest.mark.django_db
 NOW = datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC)
@@ -567,3 +570,108 @@ def test_a_key_function_changed_after_register_logs_patterns_and_does_the_rest(
     assert tagged_key("list", ["pages"]) != list_key
     assert f"patterns feed:{article.pk}:* of a registration were not invalidated" in caplog.text
     assert "KEY_FUNCTION" in caplog.text
+
+
+# --- Which models get delete signals: the others keep Django's fast delete ------------------
+
+
+def fast_deletes(model: type[models.Model]) -> bool:
+    return Collector(using="default").can_fast_delete(model.objects.all())
+
+
+def listens_to_deletes(model: type[models.Model]) -> bool:
+    return pre_delete.has_listeners(model) and post_delete.has_listeners(model)
+
+
+def ignores_deletes(model: type[models.Model]) -> bool:
+    return not pre_delete.has_listeners(model) and not post_delete.has_listeners(model)
+
+
+def test_an_unregistered_model_unrelated_to_registered_ones_is_deleted_in_one_query():
+    """No SELECT of the rows, no instances, no signals: one DELETE, as without django-perf."""
+    Item.objects.bulk_create(
+        Item(qty=i, name=f"i{i}", body="", price=1, ts=NOW, active=True) for i in range(5)
+    )
+    assert fast_deletes(Item)
+    with CaptureQueriesContext(connection) as queries:
+        deleted, _ = Item.objects.all().delete()
+    assert deleted == 5
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["DELETE"]
+
+
+def test_models_whose_delete_changes_no_registered_row_keep_the_fast_delete(author):
+    """Comment cascades from Article and Event is SET_NULL by it: unregistered, nobody cares."""
+    article = new_article(author)
+    Comment.objects.create(article=article, author_name="x", body="", created_at=NOW)
+    new_event(article)
+    for model in (Comment, Event):
+        assert ignores_deletes(model)
+        assert fast_deletes(model)
+        with CaptureQueriesContext(connection) as queries:
+            model.objects.all().delete()
+        assert len(queries) == 1
+
+
+def test_delete_signals_go_to_registered_models_and_those_whose_delete_changes_their_rows():
+    """Registered models, the other side of their many-to-many, targets of their SET_NULL."""
+    assert listens_to_deletes(Article)  # registered
+    assert listens_to_deletes(Author)
+    assert listens_to_deletes(Tag)  # many-to-many to Article: links go without m2m_changed
+    assert ignores_deletes(Article.tags.through)
+    assert ignores_deletes(Token)
+
+    with registered(Kitchen, keys=lambda k: [f"kitchen:{k.pk}"]):
+        assert listens_to_deletes(Kitchen)
+        assert listens_to_deletes(Token)  # Kitchen.token is SET_NULL: an update(), no signal
+    assert ignores_deletes(Kitchen)
+    assert ignores_deletes(Token)
+    assert fast_deletes(Kitchen)
+
+
+def test_deleting_a_row_drops_what_rows_it_sets_null_name_once_registered_at_runtime(cache):
+    token = Token.objects.create(label="t1")
+    kitchen = Kitchen.objects.create(name="k", token=token)
+    names = [f"kitchen:{kitchen.pk}:{token.pk}", f"kitchen:{kitchen.pk}:None"]
+    with registered(Kitchen, keys=lambda k: [f"kitchen:{k.pk}:{k.token_id}"]):
+        cache.set_many(dict.fromkeys(names, "page"))
+        token.delete()  # before and after its token is set to NULL
+        assert cache.get_many(names) == {}
+
+
+def test_proxies_and_children_of_a_registered_model_get_delete_signals(cache, author):
+    """Django matches a signal's sender exactly: a proxy or a child is a sender of its own."""
+    with isolate_apps("testproject.blog"):
+
+        class FeaturedArticle(Article):  # defined after Article's registration
+            class Meta:
+                proxy = True
+                app_label = "blog"
+
+        class LongArticle(Article):  # multi-table child
+            class Meta:
+                app_label = "blog"
+
+        class PinnedComment(Comment):  # defined before Comment's registration
+            class Meta:
+                proxy = True
+                app_label = "blog"
+
+    assert listens_to_deletes(FeaturedArticle)
+    assert listens_to_deletes(LongArticle)
+    featured = FeaturedArticle.objects.create(
+        author=author, title="F", slug="f", body="", published_at=NOW
+    )
+    cache.set(article_key("f"), "page")
+    featured.delete()
+    assert cache.get(article_key("f")) is None
+
+    assert ignores_deletes(PinnedComment)
+    with registered(Comment, keys=lambda c: [f"comment:{c.pk}"]):
+        assert listens_to_deletes(PinnedComment)
+        comment = Comment.objects.create(
+            article=new_article(author), author_name="x", body="", created_at=NOW
+        )
+        cache.set(f"comment:{comment.pk}", "page")
+        PinnedComment.objects.get(pk=comment.pk).delete()
+        assert cache.get(f"comment:{comment.pk}") is None
+    assert ignores_deletes(PinnedComment)
