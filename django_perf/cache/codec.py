@@ -145,7 +145,16 @@ class JSONSerializer(Serializer):
             self._orjson_dumps: Callable[[Any], bytes] | None = None
             self._loads: Callable[[bytes], Any] = json.loads
         else:
-            self._orjson_dumps = functools.partial(orjson.dumps, default=_django_default)
+            # Dates, times, dataclasses and str/int subclasses go to Django's encoder (or the
+            # standard library) as they would without orjson, not to orjson's own spellings.
+            passthrough = (
+                orjson.OPT_PASSTHROUGH_DATETIME
+                | orjson.OPT_PASSTHROUGH_DATACLASS
+                | orjson.OPT_PASSTHROUGH_SUBCLASS
+            )
+            self._orjson_dumps = functools.partial(
+                orjson.dumps, default=_django_default, option=passthrough
+            )
             self._loads = orjson.loads
 
     def dumps(self, value: Any) -> bytes:

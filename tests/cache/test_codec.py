@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 import math
 import pickle
@@ -178,6 +180,32 @@ def test_json_gives_what_the_standard_library_gives_with_or_without_orjson(
 ):
     assert json_codec.decode("k", json_codec.encode("k", value).payload).value == expected
     assert json.loads(json.dumps(value)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            datetime.datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=datetime.UTC),
+            "2024-01-02T03:04:05.123Z",  # Django's encoder, not orjson's "+00:00" spelling
+        ),
+        (datetime.time(1, 2, 3, 456789), "01:02:03.456"),
+        (datetime.date(2024, 1, 2), "2024-01-02"),
+    ],
+)
+def test_json_spells_dates_and_times_as_djangos_encoder_with_or_without_orjson(
+    json_codec, value, expected
+):
+    assert json_codec.decode("k", json_codec.encode("k", [value]).payload).value == [expected]
+
+
+def test_json_refuses_a_dataclass_with_or_without_orjson(json_codec):
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    with pytest.raises(TypeError):
+        json_codec.encode("k", Point(1))
 
 
 @pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
