@@ -35,6 +35,12 @@ MISSING = object()  # "no value" (None is a value)
 FAILED = object()  # a tier call that raised or was skipped
 EXPIRED = object()  # a timeout of 0 or less: do not store
 _NO_PENDING = object()
+
+
+def _holds_any(key: str) -> bool:
+    return True
+
+
 _memcached_unsafe = re.compile(r"[\x00-\x20\x7f]").search  # what Django warns about
 
 Found = tuple[Decoded, Any]  # a decoded value and the bytes (or int) the tier held
@@ -710,7 +716,7 @@ class TieredCache(BaseCache):
         keep = False
         try:
             touched = answered = False
-            for tier in reversed(store.shared):
+            for tier in reversed(self._holders(key)):
                 now = time.time()
                 capped = self._cap(tier.kind, expires_at, now)
                 if tier.kind == "redis":
@@ -735,6 +741,16 @@ class TieredCache(BaseCache):
         key = self.make_and_validate_key(key, version=version)
         return self._incr(key, delta)
 
+    def _holders(self, key: str) -> list[Any]:
+        """The shared tiers that can store ``key`` (the table cannot hold a NUL on PostgreSQL).
+
+        A key no shared tier can hold lives in L1 only, so L1 answers for it.
+        """
+        shared = self._store.shared
+        if key.isascii() and "\0" not in key:
+            return shared  # nearly every key: every tier holds it
+        return [tier for tier in shared if getattr(tier, "holds", _holds_any)(key)]
+
     def _incr(self, key: str, delta: int) -> Any:
         store = self._store
         memory = store.memory
@@ -755,8 +771,13 @@ class TieredCache(BaseCache):
                 memory.end_write(key, token, keep=keep)
 
     def _incr_shared(self, key: str, delta: int) -> Any:
-        """INCRBY (or UPDATE ... + delta) on the first shared tier that answers."""
-        shared = self._store.shared
+        """INCRBY (or UPDATE ... + delta) on the first shared tier that answers.
+
+        FAILED if none answers, or none can hold the key: L1 then decides alone.
+        """
+        shared = self._holders(key)
+        if not shared:
+            return FAILED
         if type(delta) is not int or not INT64_MIN <= delta <= INT64_MAX:
             # INCRBY and the integer column take 64-bit whole numbers only (SQLite would
             # store a REAL, or fail to bind a bigger int): add anything else (1.5, a bool,

@@ -68,6 +68,23 @@ def test_keys_the_table_cannot_hold_skip_it_without_counting_as_faults(make_cach
     assert caplog.text.count("cannot store the key") == 2  # once per store: cache, other
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_key_only_l1_can_hold_answers_incr_and_touch_as_get_does(make_cache):
+    # The key lives in L1 only (a lone surrogate: no database can hold it): incr and touch
+    # must find it where get() and has_key() do, not report it missing.
+    cache = make_cache(MEMORY, DATABASE, location="l1-only-key", STRICT=True)
+    key = "hits:\ud800q"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CacheKeyWarning)
+        cache.set(key, 1, 300)
+        assert cache.has_key(key)
+        assert cache.incr(key) == 2
+        assert cache.decr(key, 5) == -3
+        assert cache.touch(key, 600) is True
+        assert cache.get(key) == -3
+    assert cache.stats()["database"]["errors"] == 0
+
+
 def test_stores_with_different_locations_are_separate_and_clear_only_their_rows(make_cache):
     one = make_cache(DATABASE, location="one")
     two = make_cache(DATABASE, location="two")
