@@ -248,8 +248,8 @@ def test_an_array_of_timestamps_is_spelled_as_django_writes_datetimes(fast_path)
 @pytest.mark.postgres
 @pytest.mark.parametrize("fast_path", [False, True])
 def test_closing_a_stream_early_inside_atomic_leaves_the_transaction_usable(fast_path):
-    # The test runs inside a transaction (the db fixture), as a view under ATOMIC_REQUESTS,
-    # a management command or a task inside atomic() does. Cancelling a COPY aborts the
+    # The test runs inside a transaction (the db fixture), as a management command or a
+    # task reading a stream inside atomic() does. Cancelling a COPY aborts the
     # transaction it runs in; the caller's own work and its next queries must survive it.
     with connection.cursor() as cursor:
         cursor.execute(
